@@ -1,0 +1,45 @@
+"""Request dependencies (FastAPI `Annotated` style).
+
+All `async def`: FastAPI runs plain `def` dependencies in a thread pool, a costly hop per request.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from app.core.config import Settings
+from app.errors import Unauthorized
+from app.service import Service
+
+_bearer = HTTPBearer(auto_error=False, description="Needed only when the server has an API key configured.")
+
+
+async def get_service(request: Request) -> Service:
+    return request.app.state.service
+
+
+async def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+ServiceDep = Annotated[Service, Depends(get_service)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+async def require_api_key(
+    settings: SettingsDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> None:
+    if settings.api_key is None:
+        return
+    if credentials is None:
+        raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
+    expected = settings.api_key.get_secret_value().encode()
+    if not secrets.compare_digest(credentials.credentials.encode(), expected):
+        raise Unauthorized("invalid API key")
+
+
+ApiKeyDep = Depends(require_api_key)

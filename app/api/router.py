@@ -1,0 +1,13 @@
+"""All routes of the service."""
+
+from fastapi import APIRouter
+from fastapi.routing import APIRoute
+
+from app.api.routes import health, metrics, models, predict
+
+ROUTERS = (predict.router, health.router, models.router, metrics.router)
+ROUTE_PATHS = frozenset(route.path for router in ROUTERS for route in router.routes if isinstance(route, APIRoute))
+
+api_router = APIRouter()
+for _router in ROUTERS:
+    api_router.include_router(_router)

@@ -1,0 +1,77 @@
+"""POST /predict: admission, batching, and the answer in request order."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+from starlette.types import Receive
+
+from app.api.deps import ApiKeyDep, ServiceDep
+from app.batching import Ticket
+from app.errors import TooManyTexts
+from app.schemas import PredictRequest, PredictResponse, error_responses, json_response
+
+router = APIRouter(tags=["predict"])
+
+
+@router.post(
+    "/predict",
+    response_model=PredictResponse,
+    responses=error_responses(401, 413, 422, 429, 503, 504),
+    dependencies=[ApiKeyDep],
+    summary="Classify one or more texts",
+)
+async def predict(payload: PredictRequest, request: Request, service: ServiceDep) -> Response:
+    settings = service.settings
+    texts = payload.text_list()
+    if len(texts) > settings.max_texts_per_request:
+        raise TooManyTexts(f"{len(texts)} texts in one request; the limit is {settings.max_texts_per_request}")
+    batcher = service.ready_batcher()
+    timeout = payload.timeout_s or settings.request_timeout_s
+    reject = payload.truncate is False or (payload.truncate is None and settings.truncation == "reject")
+    ticket = await batcher.submit(texts, time.monotonic() + timeout, reject_truncated=reject)
+    watcher = asyncio.ensure_future(_disconnect(request.receive))
+    try:
+        logits = await batcher.result(ticket, watcher)
+    finally:
+        watcher.cancel()
+    loaded = service.loaded
+    assert loaded is not None
+    source = loaded.source
+    return json_response(
+        {
+            "model": {"name": source.name, "version": source.version},
+            "request_id": request.state.request_id,
+            "predictions": _predictions(logits, ticket, source.labels, source.temperature, payload.raw_scores),
+        }
+    )
+
+
+def _predictions(
+    logits: np.ndarray, ticket: Ticket, labels: list[str], temperature: float, raw: bool
+) -> list[dict[str, Any]]:
+    if raw:
+        scores = logits.astype(np.float64)
+    else:
+        z = logits.astype(np.float64) / temperature
+        z -= z.max(axis=1, keepdims=True)
+        np.exp(z, out=z)
+        scores = z / z.sum(axis=1, keepdims=True)
+    key = "logits" if raw else "probabilities"
+    return [
+        {"label": labels[k], "score": row[k], key: dict(zip(labels, row, strict=True)), "truncated": cut}
+        for row, k, cut in zip(scores.tolist(), scores.argmax(axis=1).tolist(), ticket.truncated, strict=True)
+    ]
+
+
+async def _disconnect(receive: Receive) -> None:
+    """Returns when the client goes away (the body is already read, so receive() only reports that)."""
+    for _ in range(64):
+        if (await receive())["type"] == "http.disconnect":
+            return
+    await asyncio.Event().wait()  # a server that keeps sending body messages: stop watching

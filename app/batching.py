@@ -1,0 +1,456 @@
+"""Dynamic micro-batching engine: admission, batch formation, one inference worker.
+
+The engine knows nothing about HTTP or torch. It drives any object with the `BatchModel` shape:
+
+    tokenize(texts) -> Tokenized        once per request, in a tokenizer thread (off the event loop)
+    collate(ids)    -> batch            pads one batch; runs while the previous batch computes
+    predict(batch)  -> logits [n, C]    the forward pass, in the single inference thread
+
+Policy (docs/architecture.md explains why):
+- An idle device takes whatever is queued at once. While the device is busy, the next batch keeps
+  filling until it is full (inputs or padded tokens) or its oldest input has waited `max_wait_s`;
+  it is then collated and handed over, so its preparation overlaps the running forward pass.
+- A batch is bounded by `max_batch_size` inputs and `max_batch_tokens` padded tokens (longest x count).
+- When the queue holds more than one batch, the oldest `sort_window` inputs are sorted by length
+  and the batch grows around the oldest input towards the lengths that add the least padding:
+  similar lengths travel together, and the oldest input always rides in the next batch, so no
+  input waits behind more than the inputs that were queued before it.
+- Expired and abandoned requests are dropped before compute; a failing batch fails only its own
+  requests; `OutOfMemory` from `predict` splits the batch in halves and retries them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from app.core.config import padded_length
+from app.errors import Cancelled, DeadlineExceeded, Draining, InferenceFailed, InputTooLong, QueueFull, ServiceError
+from app.metrics import Metrics
+
+log = logging.getLogger("app.batching")
+
+
+class OutOfMemory(Exception):
+    """Raised by `BatchModel.predict` when the device ran out of memory for this batch size."""
+
+
+@dataclass(slots=True)
+class Tokenized:
+    ids: list[Sequence[int]]
+    lengths: list[int]
+    truncated: list[bool]
+
+
+class BatchModel(Protocol):
+    def tokenize(self, texts: Sequence[str]) -> Tokenized: ...
+
+    def collate(self, ids: Sequence[Sequence[int]]) -> Any: ...
+
+    def predict(self, batch: Any) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class BatchPolicy:
+    max_batch_size: int = 64
+    max_batch_tokens: int = 8192
+    max_wait_s: float = 0.005
+    sort_window: int = 256
+    queue_capacity: int = 2048
+
+
+class Ticket:
+    """One admitted request: its inputs, where their logits go, and how it ends."""
+
+    __slots__ = (
+        "deadline",
+        "done",
+        "enqueued_at",
+        "future",
+        "ids",
+        "lengths",
+        "logits",
+        "queued",
+        "queued_tokens",
+        "remaining",
+        "started",
+        "truncated",
+    )
+
+    def __init__(self, tok: Tokenized, deadline: float, future: asyncio.Future[np.ndarray]) -> None:
+        self.ids = tok.ids
+        self.lengths = tok.lengths
+        self.truncated = tok.truncated
+        self.deadline = deadline
+        self.future = future
+        self.remaining = self.queued = len(tok.ids)
+        self.queued_tokens = sum(tok.lengths)
+        self.logits: np.ndarray | None = None
+        self.done = False
+        self.started = False
+        self.enqueued_at = time.monotonic()
+
+
+Item = tuple[Ticket, int]
+
+
+@dataclass(slots=True)
+class _Job:
+    items: list[Item]
+    batch: Any
+    padded_tokens: int
+    real_tokens: int
+
+
+class Batcher:
+    def __init__(
+        self,
+        model: BatchModel,
+        policy: BatchPolicy,
+        metrics: Metrics | None = None,
+        thread_init: Callable[[], None] | None = None,
+    ) -> None:
+        self._model = model
+        self.policy = policy
+        self._metrics = metrics
+        self._thread_init = thread_init
+        self._queue: deque[Item] = deque()
+        self._queued = 0  # live inputs in the queue (tombstones of dropped requests excluded)
+        self._queued_tokens = 0
+        self._reserved = 0  # inputs admitted but still being tokenized
+        self._outstanding = 0  # batches handed to the inference thread and not yet answered
+        self._closed = False
+        self._stopping = False
+        self._wakeup = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._tokenizer_pool = ThreadPoolExecutor(1, thread_name_prefix="tokenize")
+        self._thread: threading.Thread | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # ---- lifecycle ---------------------------------------------------------------------
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(target=self._worker, name="inference", daemon=True)
+        self._thread.start()
+        self._task = asyncio.create_task(self._run(), name="batcher")
+
+    def close(self) -> None:
+        """Stop admitting; everything already admitted still gets answered."""
+        self._closed = True
+
+    async def wait_idle(self, grace_s: float) -> bool:
+        """True once nothing is queued, being tokenized or computing; False on timeout."""
+        try:
+            async with asyncio.timeout(grace_s):
+                while not self._is_idle():
+                    self._idle.clear()
+                    await self._idle.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    async def stop(self) -> None:
+        """Fail whatever is left (503 draining), then end the worker task and thread."""
+        self._closed = self._stopping = True
+        for ticket, _ in list(self._queue):
+            self._fail(ticket, Draining("the server shut down before this request was processed"))
+        self._queue.clear()
+        self._wakeup.set()
+        if self._task is not None:
+            await self._task
+        self._jobs.put(None)
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, 30)
+        self._tokenizer_pool.shutdown(wait=False, cancel_futures=True)
+
+    # ---- admission ---------------------------------------------------------------------
+    @property
+    def queued(self) -> int:
+        return self._queued
+
+    async def submit(self, texts: Sequence[str], deadline: float, reject_truncated: bool = False) -> Ticket:
+        n = len(texts)
+        if self._closed:
+            raise Draining("the server is shutting down and accepts no new requests")
+        if self._queued + self._reserved + n > self.policy.queue_capacity:
+            raise QueueFull(
+                f"queue full ({self._queued + self._reserved} of {self.policy.queue_capacity} inputs queued); "
+                "retry later",
+                retry_after_s=1,
+            )
+        assert self._loop is not None, "Batcher.start() was not awaited"
+        self._reserved += n
+        try:
+            tok = await self._loop.run_in_executor(self._tokenizer_pool, self._tokenize, texts)
+        finally:
+            self._reserved -= n
+            self._notify_idle()
+        if reject_truncated and any(tok.truncated):
+            first = tok.truncated.index(True)
+            raise InputTooLong(f"text {first} is longer than the model's token limit and truncation is disabled")
+        if self._stopping:
+            raise Draining("the server shut down before this request was processed")
+        if time.monotonic() >= deadline:
+            raise DeadlineExceeded("the request deadline passed during tokenization")
+        ticket = Ticket(tok, deadline, self._loop.create_future())
+        self._queue.extend((ticket, i) for i in range(n))
+        self._queued += n
+        self._queued_tokens += ticket.queued_tokens
+        self._wakeup.set()
+        return ticket
+
+    def _tokenize(self, texts: Sequence[str]) -> Tokenized:
+        started = time.perf_counter()
+        tok = self._model.tokenize(texts)
+        if self._metrics is not None:
+            self._metrics.tokenize_duration.observe(time.perf_counter() - started)
+        return tok
+
+    async def result(self, ticket: Ticket, disconnected: asyncio.Future[Any] | None = None) -> np.ndarray:
+        """Logits of every input, or the typed error; gives up at the deadline or on disconnect."""
+        waiters: set[asyncio.Future[Any]] = {ticket.future}
+        if disconnected is not None:
+            waiters.add(disconnected)
+        done, _ = await asyncio.wait(
+            waiters, timeout=max(0.0, ticket.deadline - time.monotonic()), return_when=asyncio.FIRST_COMPLETED
+        )
+        if ticket.future in done:
+            return ticket.future.result()
+        if disconnected is not None and disconnected in done:
+            self.cancel(ticket, Cancelled("client disconnected"))
+        else:
+            self.cancel(ticket, DeadlineExceeded("deadline exceeded before the prediction was ready"))
+        return ticket.future.result()  # raises the error just set
+
+    def cancel(self, ticket: Ticket, error: ServiceError) -> None:
+        self._fail(ticket, error)
+
+    # ---- batch formation (event loop) ---------------------------------------------------------
+    async def _run(self) -> None:
+        while True:
+            self._wakeup.clear()
+            if self._stopping and self._queued == 0:
+                return
+            if self._queued == 0 or self._outstanding >= 2:
+                # Nothing to batch, or one batch computing and the next already handed over.
+                await self._wakeup.wait()
+                continue
+            if self._outstanding == 1 and not self._full():
+                wait = self.policy.max_wait_s - (time.monotonic() - self._oldest_enqueued_at())
+                if wait > 0:
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(wait):
+                            await self._wakeup.wait()
+                    continue
+            self._dispatch()
+
+    def _full(self) -> bool:
+        p = self.policy
+        return self._queued >= p.max_batch_size or self._queued_tokens >= p.max_batch_tokens
+
+    def _oldest_enqueued_at(self) -> float:
+        q = self._queue
+        while q and q[0][0].done:
+            q.popleft()
+        return q[0][0].enqueued_at if q else time.monotonic()
+
+    def _dispatch(self) -> None:
+        items = self._cut()
+        if not items:
+            self._notify_idle()
+            return
+        ids = [t.ids[i] for t, i in items]
+        lengths = [t.lengths[i] for t, i in items]
+        real = sum(lengths)
+        padded = padded_length(max(lengths)) * len(items)
+        try:
+            batch = self._model.collate(ids)
+        except Exception as exc:
+            log.exception("collating a batch of %d failed", len(items))
+            self._fail_items(items, exc)
+            return
+        self._outstanding += 1
+        self._jobs.put(_Job(items, batch, padded, real))
+
+    def _cut(self) -> list[Item]:
+        """Take the next batch off the queue (drops dead and expired requests on the way)."""
+        p = self.policy
+        q = self._queue
+        now = time.monotonic()
+        window: list[Item] = []
+        while q and len(window) < p.sort_window:
+            item = q.popleft()
+            ticket = item[0]
+            if ticket.done:
+                continue
+            if now >= ticket.deadline:
+                self._fail(ticket, DeadlineExceeded("deadline exceeded while queued"))
+                continue
+            window.append(item)
+        window = [item for item in window if not item[0].done]  # a ticket may have expired mid-scan
+        if not window:
+            return []
+        longest = max(t.lengths[i] for t, i in window)
+        if not q and len(window) <= p.max_batch_size and padded_length(longest) * len(window) <= p.max_batch_tokens:
+            chosen, rest = window, []
+        else:
+            chosen, rest = self._select(window)
+        q.extendleft(reversed(rest))
+        metrics = self._metrics
+        for ticket, i in chosen:
+            ticket.queued -= 1
+            ticket.queued_tokens -= ticket.lengths[i]
+            self._queued -= 1
+            self._queued_tokens -= ticket.lengths[i]
+            if not ticket.started:
+                ticket.started = True
+                if metrics is not None:
+                    metrics.queue_wait.observe(now - ticket.enqueued_at)
+        return chosen
+
+    def _select(self, window: list[Item]) -> tuple[list[Item], list[Item]]:
+        """Grow a batch around the oldest input (window[0]) over the length-sorted window."""
+        p = self.policy
+        lengths = [t.lengths[i] for t, i in window]
+        order = sorted(range(len(window)), key=lengths.__getitem__)
+        lo = hi = order.index(0)
+        longest = lengths[0]
+        count = 1
+        while count < p.max_batch_size:
+            best: tuple[int, int, int] | None = None  # (added padding, side, new longest)
+            if lo > 0 and padded_length(longest) * (count + 1) <= p.max_batch_tokens:
+                best = (longest - lengths[order[lo - 1]], -1, longest)
+            if hi < len(order) - 1:
+                new_longest = lengths[order[hi + 1]]
+                if padded_length(new_longest) * (count + 1) <= p.max_batch_tokens:
+                    cost = (new_longest - longest) * count
+                    if best is None or cost < best[0]:
+                        best = (cost, 1, new_longest)
+            if best is None:
+                break
+            if best[1] < 0:
+                lo -= 1
+            else:
+                hi += 1
+            longest = best[2]
+            count += 1
+        picked = set(order[lo : hi + 1])
+        chosen = [window[k] for k in order[lo : hi + 1]]
+        rest = [item for k, item in enumerate(window) if k not in picked]
+        return chosen, rest
+
+    # ---- inference thread ----------------------------------------------------------------
+    def _worker(self) -> None:
+        if self._thread_init is not None:
+            self._thread_init()
+        assert self._loop is not None
+        while (job := self._jobs.get()) is not None:
+            started = time.perf_counter()
+            expired: list[Ticket] = []
+            logits: np.ndarray | None = None
+            error: BaseException | None = None
+            try:
+                expired = self._drop_dead(job)
+                if job.items:
+                    logits = self._forward(job.items, job.batch)
+            except Exception as exc:  # a failing batch must not end the worker
+                error = exc
+            elapsed = time.perf_counter() - started
+            try:
+                self._loop.call_soon_threadsafe(self._complete, job, logits, error, elapsed, expired)
+            except RuntimeError:  # loop closed under us: nobody is waiting any more
+                return
+
+    def _drop_dead(self, job: _Job) -> list[Ticket]:
+        """A batch prepared while the device was busy may hold requests that expired or left since."""
+        now = time.monotonic()
+        live = [item for item in job.items if not item[0].done and item[0].deadline > now]
+        if len(live) == len(job.items):
+            return []
+        expired = list({id(t): t for t, _ in job.items if not t.done and t.deadline <= now}.values())
+        job.items = live
+        if live:
+            ids = [t.ids[i] for t, i in live]
+            job.batch = self._model.collate(ids)
+            job.real_tokens = sum(map(len, ids))
+            job.padded_tokens = padded_length(max(map(len, ids))) * len(ids)
+        return expired
+
+    def _forward(self, items: list[Item], batch: Any) -> np.ndarray:
+        try:
+            logits = self._model.predict(batch)
+        except OutOfMemory:
+            if len(items) < 2:
+                raise
+            half = len(items) // 2
+            log.warning("out of memory on a batch of %d inputs: retrying it as two halves", len(items))
+            parts = []
+            for part in (items[:half], items[half:]):
+                parts.append(self._forward(part, self._model.collate([t.ids[i] for t, i in part])))
+            return np.concatenate(parts)
+        if not isinstance(logits, np.ndarray) or logits.ndim != 2 or logits.shape[0] != len(items):
+            raise RuntimeError(f"model returned {getattr(logits, 'shape', type(logits))} for {len(items)} inputs")
+        return logits
+
+    # ---- completion (event loop) ---------------------------------------------------------
+    def _complete(
+        self, job: _Job, logits: np.ndarray | None, error: BaseException | None, elapsed: float, expired: list[Ticket]
+    ) -> None:
+        self._outstanding -= 1
+        for ticket in expired:
+            self._fail(ticket, DeadlineExceeded("deadline exceeded while queued"))
+        if error is not None:
+            log.error("a batch of %d inputs failed: %r", len(job.items), error, exc_info=error)
+            self._fail_items(job.items, error)
+        elif logits is not None:
+            if self._metrics is not None:
+                self._metrics.observe_batch(len(job.items), job.padded_tokens, job.real_tokens, elapsed)
+            for (ticket, i), row in zip(job.items, logits, strict=True):
+                if ticket.done:
+                    continue
+                if ticket.logits is None:
+                    ticket.logits = np.empty((len(ticket.ids), logits.shape[1]), dtype=np.float32)
+                ticket.logits[i] = row
+                ticket.remaining -= 1
+                if ticket.remaining == 0:
+                    ticket.done = True
+                    ticket.future.set_result(ticket.logits)
+        self._wakeup.set()
+        self._notify_idle()
+
+    def _fail_items(self, items: list[Item], error: BaseException | None) -> None:
+        message = f"inference failed for this batch: {type(error).__name__}"
+        for ticket in {id(t): t for t, _ in items}.values():
+            self._fail(ticket, InferenceFailed(message))
+
+    def _fail(self, ticket: Ticket, error: ServiceError) -> None:
+        if ticket.done:
+            return
+        ticket.done = True
+        self._queued -= ticket.queued
+        self._queued_tokens -= ticket.queued_tokens
+        ticket.queued = ticket.queued_tokens = 0
+        if not ticket.future.done():
+            ticket.future.set_exception(error)
+        self._notify_idle()
+
+    def _is_idle(self) -> bool:
+        return self._queued == 0 and self._reserved == 0 and self._outstanding == 0
+
+    def _notify_idle(self) -> None:
+        if self._is_idle():
+            self._idle.set()

@@ -1,0 +1,113 @@
+"""Every knob of the service in one pydantic-settings class.
+
+Environment variables carry the SENTIMENT_ prefix (SENTIMENT_MODELS_DIR, ...); `sentiment-serve`
+generates one command-line flag per field from this class (app/cli.py), so the two cannot drift.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Dtype = Literal["fp32", "bf16", "fp16"]
+Truncation = Literal["truncate", "reject"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+
+def usable_cpus() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SENTIMENT_", extra="ignore", frozen=True)
+
+    # ---- model ------------------------------------------------------------------------
+    models_dir: Path = Field(Path("models"), description="Root of the model store (see training/store.py).")
+    name: str = Field("sentiment", description="Model name inside the store.")
+    version: str = Field("latest", description="Model version: a number, an alias, or 'latest'.")
+    device: str = Field(
+        "auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto (CUDA when present), cpu, cuda or cuda:N."
+    )
+    dtype: Dtype | None = Field(
+        None, description="Inference precision; default bf16 on CUDA, fp32 on CPU. fp16 needs CUDA."
+    )
+    max_length: int | None = Field(
+        None, ge=8, le=8192, description="Token limit per input; default: the model's own limit."
+    )
+    torch_threads: int = Field(
+        default_factory=usable_cpus, ge=1, le=256, description="torch intra-op threads (default: usable CPUs)."
+    )
+
+    # ---- HTTP -------------------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="Bind address (containers set 0.0.0.0).")
+    port: int = Field(8000, ge=0, le=65535, description="Bind port.")
+    api_key: SecretStr | None = Field(
+        None, description="When set, /predict and /v1/models need 'Authorization: Bearer <key>'."
+    )
+    log_level: LogLevel = Field("info", description="Log level.")
+    access_log: bool = Field(False, description="Log one line per HTTP request (costs throughput).")
+    drain_timeout_s: float = Field(
+        30.0, ge=0, le=3600, description="On SIGTERM: seconds to finish queued and in-flight work."
+    )
+
+    # ---- batching ---------------------------------------------------------------------
+    max_batch_size: int = Field(64, ge=1, le=4096, description="Most inputs in one forward pass.")
+    max_batch_tokens: int = Field(
+        8192, ge=8, le=1 << 22, description="Most padded tokens (longest x count) in one forward pass."
+    )
+    max_wait_ms: float = Field(
+        5.0, ge=0, le=10_000, description="While the device is busy, how long the next batch may keep filling."
+    )
+    sort_window: int = Field(
+        256, ge=1, le=1 << 16, description="Oldest queued inputs considered when grouping inputs by length."
+    )
+    queue_capacity: int = Field(2048, ge=1, le=1 << 24, description="Most queued inputs; beyond it: 429.")
+
+    # ---- limits -----------------------------------------------------------------------
+    request_timeout_s: float = Field(
+        30.0, gt=0, le=3600, description="Default deadline per request (a request may ask for a shorter or longer one)."
+    )
+    max_texts_per_request: int = Field(256, ge=1, le=1 << 16, description="Most texts in one request; beyond: 413.")
+    max_body_bytes: int = Field(
+        1 << 20, ge=64, le=1 << 30, description="Largest request body in bytes; beyond: 413, checked before parsing."
+    )
+    truncation: Truncation = Field(
+        "truncate", description="Texts over the token limit: 'truncate' (and flag them) or 'reject' (413)."
+    )
+
+    @model_validator(mode="after")
+    def _batch_fits_one_input(self) -> Settings:
+        if self.max_length is not None and self.max_batch_tokens < padded_length(self.max_length):
+            raise ValueError(
+                f"max_batch_tokens ({self.max_batch_tokens}) must hold one input of max_length "
+                f"({self.max_length}, padded to {padded_length(self.max_length)})"
+            )
+        return self
+
+    def resolved_device(self) -> str:
+        if self.device != "auto":
+            return self.device
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+    def resolved_dtype(self, device: str) -> Dtype:
+        if self.dtype is not None:
+            return self.dtype
+        return "bf16" if device.startswith("cuda") else "fp32"
+
+
+PAD_MULTIPLE = 8
+
+
+def padded_length(longest: int, cap: int | None = None) -> int:
+    """Batches pad to their longest input rounded up to a multiple of 8 (tensor-core friendly)."""
+    padded = -(-longest // PAD_MULTIPLE) * PAD_MULTIPLE
+    return padded if cap is None else min(padded, cap)

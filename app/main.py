@@ -1,0 +1,60 @@
+"""The FastAPI application (`uvicorn app.main:app`, or `sentiment-serve` which preloads the model)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.middleware import Middleware
+
+from app import __version__
+from app.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from app.api.openapi import document_limits
+from app.api.router import ROUTE_PATHS, api_router
+from app.core.config import Settings
+from app.errors import register_error_handlers
+from app.metrics import Metrics
+from app.model.loader import LoadedModel
+from app.service import Service
+
+
+def create_app(settings: Settings | None = None, loaded: LoadedModel | None = None) -> FastAPI:
+    settings = settings or Settings()
+    metrics = Metrics()
+    service = Service(settings, metrics, loaded)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        service.launch()
+        try:
+            yield
+        finally:
+            await service.stop()
+
+    app = FastAPI(
+        title="Sentiment service",
+        version=__version__,
+        description="Sentiment classification with dynamic micro-batching. Errors: docs/api.md.",
+        lifespan=lifespan,
+        middleware=[
+            Middleware(RequestContextMiddleware, metrics=metrics, known_paths=ROUTE_PATHS),
+            Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes, metrics=metrics),
+        ],
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.service = service
+    register_error_handlers(app)
+    app.include_router(api_router)
+    document_limits(app, settings)
+    return app
+
+
+def __getattr__(name: str) -> FastAPI:
+    # `uvicorn app.main:app` gets an app built from the environment on first access; importing
+    # create_app (as sentiment-serve does) reads no settings and builds nothing.
+    if name == "app":
+        globals()["app"] = built = create_app()
+        return built
+    raise AttributeError(name)

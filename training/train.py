@@ -1,0 +1,276 @@
+"""One path from data to a published model: load data -> fine-tune with Trainer -> evaluate -> publish.
+
+Runs unchanged under `torchrun`/`accelerate launch`: Trainer handles the distributed setup, every
+rank evaluates its shard, and only the world's rank 0 calibrates and publishes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+import torch
+from sklearn.metrics import f1_score
+from torch.utils.data import SequentialSampler
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    DataCollatorWithPadding,
+    Trainer,
+    TrainingArguments,
+    set_seed,
+)
+from transformers.trainer import TRAINER_STATE_NAME
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+from training import base_model
+from training.config import ConfigError, TrainConfig
+from training.data import LabelledSplit, PreparedData, load_data
+from training.store import ModelStore
+
+log = logging.getLogger(__name__)
+
+RUN_FILE = "run.json"
+# Changing any of these makes an old checkpoint meaningless for the new run.
+_RESUME_IDENTITY = ("base_model", "seed", "batch_size", "grad_accum", "learning_rate", "max_length")
+
+
+@dataclass
+class FineTuned:
+    model: Any
+    tokenizer: Any
+    log_history: list[dict[str, Any]]
+    logits: dict[str, np.ndarray]  # per evaluated split, from the best checkpoint
+    training: dict[str, Any]  # steps, wall clock, device, precision, ...
+    is_main: bool
+
+
+def tokenize(tokenizer: Any, split: LabelledSplit, max_length: int) -> tuple[Any, np.ndarray]:
+    """The encoded split sorted by length, and the order that maps it back to the split's order.
+
+    Evaluation batches are sequential, so sorting them by length keeps padding (and CPU time) minimal;
+    training batches are regrouped by length anyway.
+    """
+    encoded = tokenizer(split.texts, truncation=True, max_length=max_length)
+    order = np.argsort([len(ids) for ids in encoded["input_ids"]], kind="stable")
+    dataset = datasets.Dataset.from_dict({**encoded, "labels": split.label_ids}).select(order)
+    return dataset, order
+
+
+def _unsort(rows: np.ndarray, order: np.ndarray) -> np.ndarray:
+    out = np.empty_like(rows)
+    out[order] = rows
+    return out
+
+
+def _cuda(config: TrainConfig) -> bool:
+    return torch.cuda.is_available() and not config.use_cpu
+
+
+def _precision(config: TrainConfig) -> str:
+    if config.precision == "auto":
+        if not _cuda(config):
+            return "fp32"
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if config.precision == "fp16" and not _cuda(config):
+        raise ConfigError("precision fp16 needs a GPU; use bf16 or fp32 on the CPU")
+    return config.precision
+
+
+def training_arguments(config: TrainConfig, run_dir: Path, precision: str) -> TrainingArguments:
+    # Evaluate every N steps when training by step count (or when asked); otherwise per epoch.
+    by_steps = config.max_steps > 0 or config.eval_steps is not None
+    if by_steps and config.eval_steps is None:
+        eval_steps: int | None = max(1, math.ceil(config.max_steps / 4))
+    else:
+        eval_steps = config.eval_steps
+    strategy = "steps" if by_steps else "epoch"
+    return TrainingArguments(
+        output_dir=str(run_dir),
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps,
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.eval_batch_size,
+        gradient_accumulation_steps=config.grad_accum,
+        learning_rate=config.learning_rate,
+        lr_scheduler_type="linear",
+        warmup_steps=config.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
+        weight_decay=config.weight_decay,
+        train_sampling_strategy="group_by_length",
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        use_cpu=config.use_cpu,
+        eval_strategy=strategy,
+        save_strategy=strategy,
+        eval_steps=eval_steps,
+        save_steps=eval_steps,
+        save_total_limit=config.save_total_limit,
+        load_best_model_at_end=True,
+        metric_for_best_model="macro_f1",
+        greater_is_better=True,
+        logging_strategy="steps",
+        logging_steps=config.logging_steps,
+        logging_first_step=True,
+        seed=config.seed,
+        dataloader_num_workers=config.dataloader_workers,
+        dataloader_pin_memory=_cuda(config),  # pinning without a GPU only produces a warning
+        report_to="none",
+        disable_tqdm=False,
+    )
+
+
+class OrderedEvalTrainer(Trainer):
+    """A Trainer whose evaluation keeps dataset order.
+
+    transformers 5 applies train_sampling_strategy="group_by_length" to evaluation too, with a random
+    permutation, which scrambles the row order of predict() output. Our eval splits are already sorted
+    by length (see tokenize), so sequential order costs no extra padding.
+    """
+
+    def _get_eval_sampler(self, eval_dataset: Any) -> Any:
+        if eval_dataset is None:
+            return None
+        # Distributed: None lets accelerate shard batches in order; gather_for_metrics restores it.
+        return SequentialSampler(eval_dataset) if self.args.world_size <= 1 else None
+
+
+def _trainer_metrics(prediction: Any) -> dict[str, float]:
+    logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+    pred = np.asarray(logits).argmax(axis=1)
+    labels = np.asarray(prediction.label_ids)
+    return {"accuracy": float((pred == labels).mean()), "macro_f1": float(f1_score(labels, pred, average="macro"))}
+
+
+def _last_checkpoint(run_dir: Path) -> str | None:
+    """The newest complete checkpoint.
+
+    Trainer writes a checkpoint in place and trainer_state.json last, so a checkpoint without that
+    file was cut off mid-save by the crash we are recovering from and must not be resumed.
+    """
+    complete = [
+        path
+        for path in run_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*")
+        if path.name.rsplit("-", 1)[-1].isdigit() and (path / TRAINER_STATE_NAME).is_file()
+    ]
+    if not complete:
+        return None
+    return str(max(complete, key=lambda path: int(path.name.rsplit("-", 1)[-1])))
+
+
+def _prepare_run_dir(run_dir: Path, identity: dict[str, Any], resume: bool) -> str | None:
+    """The checkpoint to resume from (or None), after making sure it belongs to this run."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    run_file = run_dir / RUN_FILE
+    last = _last_checkpoint(run_dir)
+    if resume and last is not None:
+        previous = json.loads(run_file.read_text()) if run_file.is_file() else {}
+        changed = sorted(k for k in identity if previous.get(k) != identity[k])
+        if changed:
+            raise ConfigError(
+                f"--resume: the checkpoints in {run_dir} come from a run with different {', '.join(changed)}; "
+                "rerun without --resume to start over"
+            )
+        for partial in run_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*"):
+            if not (partial / TRAINER_STATE_NAME).is_file():
+                log.warning("removing %s: cut off mid-save", partial)
+                shutil.rmtree(partial)
+        log.info("resuming from %s", last)
+        return last
+    if resume:
+        log.warning("--resume: no checkpoint in %s, starting from scratch", run_dir)
+    for old in run_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*"):
+        log.info("removing checkpoint of an earlier run: %s", old)
+        shutil.rmtree(old)
+    run_file.write_text(json.dumps(identity, indent=2) + "\n")
+    return None
+
+
+def fine_tune(config: TrainConfig, data: PreparedData) -> FineTuned:
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    precision = _precision(config)
+    run_dir = config.resolved_run_dir
+    args = training_arguments(config, run_dir, precision)
+    set_seed(config.seed)  # before the model: the new classification head is initialised randomly
+    source = base_model.resolve(config.base_model)
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        source,
+        id2label=dict(enumerate(data.labels)),  # num_labels follows from id2label
+        label2id={label: i for i, label in enumerate(data.labels)},
+        # A base that is itself a classifier with another number of classes gets a fresh head.
+        ignore_mismatched_sizes=True,
+    )
+    encoded = {role: tokenize(tokenizer, split, config.max_length) for role, split in data.splits.items()}
+    trainer = OrderedEvalTrainer(
+        model=model,
+        args=args,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        train_dataset=encoded["train"][0],
+        eval_dataset=encoded["dev"][0],
+        processing_class=tokenizer,
+        compute_metrics=_trainer_metrics,
+    )
+    identity = {k: v for k, v in config.hyperparameters().items() if k in _RESUME_IDENTITY}
+    identity.update(data_fingerprint=data.info.get("fingerprint"), labels=data.labels)
+    checkpoint = None
+    if trainer.is_world_process_zero():
+        checkpoint = _prepare_run_dir(run_dir, identity, config.resume)
+    elif config.resume:
+        checkpoint = _last_checkpoint(run_dir)
+    started = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=checkpoint)
+    train_seconds = time.perf_counter() - started
+    # Logits of the best checkpoint (load_best_model_at_end has restored it) on every eval split.
+    logits = {
+        role: _unsort(np.asarray(trainer.predict(dataset).predictions), order)
+        for role, (dataset, order) in encoded.items()
+        if role != "train"
+    }
+    training = {
+        "global_step": result.global_step,
+        "train_seconds": round(train_seconds, 1),
+        "train_loss": result.training_loss,
+        "best_checkpoint": trainer.state.best_model_checkpoint,
+        "best_metric": trainer.state.best_metric,
+        "resumed_from": checkpoint,
+        "precision": precision,
+        "device": str(args.device),
+        "world_size": args.world_size,
+        "torch_threads": torch.get_num_threads(),
+    }
+    return FineTuned(
+        model=trainer.model,
+        tokenizer=tokenizer,
+        log_history=list(trainer.state.log_history),
+        logits=logits,
+        training=training,
+        is_main=trainer.is_world_process_zero(),
+    )
+
+
+def run(config: TrainConfig) -> Path | None:
+    """Train and publish; returns the published version directory (None on ranks other than 0)."""
+    from training.publish import publish_run
+
+    started = time.perf_counter()
+    ModelStore(config.models_dir).name_dir(config.name)  # a bad --name fails now, not after training
+    data = load_data(config)  # raises DataError before anything heavy happens
+    log.info("data: %s", json.dumps(data.info["split_sizes"]))
+    tuned = fine_tune(config, data)
+    if not tuned.is_main:
+        return None
+    tuned.training["wall_clock_s"] = round(time.perf_counter() - started, 1)
+    published = publish_run(config, data, tuned)
+    if not config.keep_checkpoints:
+        for checkpoint in config.resolved_run_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*"):
+            shutil.rmtree(checkpoint, ignore_errors=True)
+    return published
