@@ -11,10 +11,10 @@ Policy (docs/architecture.md explains why):
   filling until it is full (inputs or padded tokens) or its oldest input has waited `max_wait_s`;
   it is then collated and handed over, so its preparation overlaps the running forward pass.
 - A batch is bounded by `max_batch_size` inputs and `max_batch_tokens` padded tokens (longest x count).
-- When the queue holds more than one batch, the oldest `sort_window` inputs are sorted by length
-  and the batch grows around the oldest input towards the lengths that add the least padding:
-  similar lengths travel together, and the oldest input always rides in the next batch, so no
-  input waits behind more than the inputs that were queued before it.
+- The oldest `sort_window` inputs are sorted by length and the batch grows around the oldest input
+  towards the lengths that add the least padding, optionally stopping at a padding ratio
+  (app/packing.py): similar lengths travel together, and the oldest input always rides in the next
+  batch, so no input waits behind more than the inputs that were queued before it.
 - Expired and abandoned requests are dropped before compute; a failing batch fails only its own
   requests; `OutOfMemory` from `predict` splits the batch in halves and retries them.
 """
@@ -38,6 +38,7 @@ import numpy as np
 from app.core.config import padded_length
 from app.errors import Cancelled, DeadlineExceeded, Draining, InferenceFailed, InputTooLong, QueueFull, ServiceError
 from app.metrics import Metrics
+from app.packing import grow_batch
 
 log = logging.getLogger("app.batching")
 
@@ -68,6 +69,7 @@ class BatchPolicy:
     max_wait_s: float = 0.005
     sort_window: int = 256
     queue_capacity: int = 2048
+    max_padding_ratio: float | None = None  # None: fill to the budgets whatever the padding
 
 
 class Ticket:
@@ -129,7 +131,7 @@ class Batcher:
         self._queued = 0  # live inputs in the queue (tombstones of dropped requests excluded)
         self._queued_tokens = 0
         self._reserved = 0  # inputs admitted but still being tokenized
-        self._outstanding = 0  # batches handed to the inference thread and not yet answered
+        self._inflight: dict[int, _Job] = {}  # batches handed to the inference thread, not yet answered
         self._closed = False
         self._stopping = False
         self._wakeup = asyncio.Event()
@@ -163,12 +165,20 @@ class Batcher:
             return False
         return True
 
+    def abandon(self, error: ServiceError) -> None:
+        """Answer everything admitted with `error` now (a forward already running still finishes)."""
+        self._closed = True
+        for ticket, _ in list(self._queue):
+            self._fail(ticket, error)
+        for job in list(self._inflight.values()):
+            for ticket, _ in job.items:
+                self._fail(ticket, error)
+        self._queue.clear()
+
     async def stop(self) -> None:
         """Fail whatever is left (503 draining), then end the worker task and thread."""
-        self._closed = self._stopping = True
-        for ticket, _ in list(self._queue):
-            self._fail(ticket, Draining("the server shut down before this request was processed"))
-        self._queue.clear()
+        self._stopping = True
+        self.abandon(Draining("the server shut down before this request was processed"))
         self._wakeup.set()
         if self._task is not None:
             await self._task
@@ -245,11 +255,11 @@ class Batcher:
             self._wakeup.clear()
             if self._stopping and self._queued == 0:
                 return
-            if self._queued == 0 or self._outstanding >= 2:
+            if self._queued == 0 or len(self._inflight) >= 2:
                 # Nothing to batch, or one batch computing and the next already handed over.
                 await self._wakeup.wait()
                 continue
-            if self._outstanding == 1 and not self._full():
+            if len(self._inflight) == 1 and not self._full():
                 wait = self.policy.max_wait_s - (time.monotonic() - self._oldest_enqueued_at())
                 if wait > 0:
                     with contextlib.suppress(TimeoutError):
@@ -283,8 +293,9 @@ class Batcher:
             log.exception("collating a batch of %d failed", len(items))
             self._fail_items(items, exc)
             return
-        self._outstanding += 1
-        self._jobs.put(_Job(items, batch, padded, real))
+        job = _Job(items, batch, padded, real)
+        self._inflight[id(job)] = job
+        self._jobs.put(job)
 
     def _cut(self) -> list[Item]:
         """Take the next batch off the queue (drops dead and expired requests on the way)."""
@@ -304,9 +315,8 @@ class Batcher:
         window = [item for item in window if not item[0].done]  # a ticket may have expired mid-scan
         if not window:
             return []
-        longest = max(t.lengths[i] for t, i in window)
-        if not q and len(window) <= p.max_batch_size and padded_length(longest) * len(window) <= p.max_batch_tokens:
-            chosen, rest = window, []
+        if not q and p.max_padding_ratio is None and self._fits_whole(window):
+            chosen, rest = window, []  # shallow queue, no packing limit: one batch takes it all
         else:
             chosen, rest = self._select(window)
         q.extendleft(reversed(rest))
@@ -322,35 +332,19 @@ class Batcher:
                     metrics.queue_wait.observe(now - ticket.enqueued_at)
         return chosen
 
+    def _fits_whole(self, window: list[Item]) -> bool:
+        p = self.policy
+        longest = max(t.lengths[i] for t, i in window)
+        return len(window) <= p.max_batch_size and padded_length(longest) * len(window) <= p.max_batch_tokens
+
     def _select(self, window: list[Item]) -> tuple[list[Item], list[Item]]:
-        """Grow a batch around the oldest input (window[0]) over the length-sorted window."""
+        """Grow a batch around the oldest input (window[0]); see app/packing.py."""
         p = self.policy
         lengths = [t.lengths[i] for t, i in window]
-        order = sorted(range(len(window)), key=lengths.__getitem__)
-        lo = hi = order.index(0)
-        longest = lengths[0]
-        count = 1
-        while count < p.max_batch_size:
-            best: tuple[int, int, int] | None = None  # (added padding, side, new longest)
-            if lo > 0 and padded_length(longest) * (count + 1) <= p.max_batch_tokens:
-                best = (longest - lengths[order[lo - 1]], -1, longest)
-            if hi < len(order) - 1:
-                new_longest = lengths[order[hi + 1]]
-                if padded_length(new_longest) * (count + 1) <= p.max_batch_tokens:
-                    cost = (new_longest - longest) * count
-                    if best is None or cost < best[0]:
-                        best = (cost, 1, new_longest)
-            if best is None:
-                break
-            if best[1] < 0:
-                lo -= 1
-            else:
-                hi += 1
-            longest = best[2]
-            count += 1
-        picked = set(order[lo : hi + 1])
-        chosen = [window[k] for k in order[lo : hi + 1]]
-        rest = [item for k, item in enumerate(window) if k not in picked]
+        picked = grow_batch(lengths, 0, p.max_batch_size, p.max_batch_tokens, p.max_padding_ratio)
+        chosen = [window[k] for k in picked]
+        taken = set(picked)
+        rest = [item for k, item in enumerate(window) if k not in taken]
         return chosen, rest
 
     # ---- inference thread ----------------------------------------------------------------
@@ -410,7 +404,7 @@ class Batcher:
     def _complete(
         self, job: _Job, logits: np.ndarray | None, error: BaseException | None, elapsed: float, expired: list[Ticket]
     ) -> None:
-        self._outstanding -= 1
+        self._inflight.pop(id(job), None)
         for ticket in expired:
             self._fail(ticket, DeadlineExceeded("deadline exceeded while queued"))
         if error is not None:
@@ -449,7 +443,7 @@ class Batcher:
         self._notify_idle()
 
     def _is_idle(self) -> bool:
-        return self._queued == 0 and self._reserved == 0 and self._outstanding == 0
+        return self._queued == 0 and self._reserved == 0 and not self._inflight
 
     def _notify_idle(self) -> None:
         if self._is_idle():

@@ -6,12 +6,16 @@ import asyncio
 import enum
 import logging
 import time
+from typing import TYPE_CHECKING
 
 from app.batching import Batcher, BatchPolicy, OutOfMemory
 from app.core.config import Settings, padded_length
 from app.errors import Draining, NotReady
 from app.metrics import Metrics
 from app.model.loader import LoadedModel, ModelLoadError, load_model
+
+if TYPE_CHECKING:  # the runtime imports torch; importing this module should not
+    from app.model.runtime import TextClassifier
 
 log = logging.getLogger("app.service")
 
@@ -40,10 +44,6 @@ class Service:
         """Load and warm up in the background so /health/live answers (and /health says 503) meanwhile."""
         self._startup = asyncio.create_task(self._start(), name="service-start")
 
-    async def wait_started(self) -> None:
-        if self._startup is not None:
-            await asyncio.shield(self._startup)
-
     async def _start(self) -> None:
         try:
             if self.loaded is None:
@@ -51,7 +51,8 @@ class Service:
             from app.model.runtime import TextClassifier
 
             classifier = TextClassifier(self.loaded)
-            self.state = State.WARMING
+            if self.state is State.LOADING:  # not if a drain began meanwhile
+                self.state = State.WARMING
             await asyncio.to_thread(self._warm_up, classifier)
             batcher = Batcher(
                 classifier,
@@ -61,6 +62,7 @@ class Service:
                     max_wait_s=self.settings.max_wait_ms / 1000,
                     sort_window=max(self.settings.sort_window, self.settings.max_batch_size),
                     queue_capacity=self.settings.queue_capacity,
+                    max_padding_ratio=self.settings.resolved_padding_ratio(self.loaded.device),
                 ),
                 self.metrics,
                 thread_init=self._thread_init,
@@ -84,11 +86,9 @@ class Service:
 
         torch.set_num_threads(self.settings.torch_threads)
 
-    def _warm_up(self, classifier: object) -> None:
+    def _warm_up(self, classifier: TextClassifier) -> None:
         """One short input, then one batch at the full token budget: a memory shortfall shows now."""
-        from app.model.runtime import TextClassifier
-
-        assert isinstance(classifier, TextClassifier) and self.loaded is not None
+        assert self.loaded is not None
         self._thread_init()
         started = time.perf_counter()
         short = classifier.tokenize(["warm-up"]).ids
@@ -117,6 +117,7 @@ class Service:
             log.info("drained: every admitted request was answered")
         else:
             log.warning("drain timeout (%.1fs) passed with %d inputs still queued", timeout_s, self.batcher.queued)
+            self.batcher.abandon(Draining("the server shut down before this request was processed"))
         return drained
 
     async def stop(self) -> None:

@@ -99,6 +99,8 @@ def read_table(path: Path) -> Any:
                 **kwargs,
             )
         except Exception as exc:  # datasets wraps parser errors in several exception types
+            if "corresponds to no data" in str(exc):  # how datasets reports a file without records
+                raise DataError([f"{path}: too few rows: the file holds no data rows"]) from exc
             cause = exc.__cause__ or exc
             raise DataError([f"{path}: cannot be read as {suffix[1:].upper()}: {cause}"]) from exc
         finally:
@@ -270,6 +272,8 @@ def _explicit_info(info: dict[str, Any], splits: dict[str, list[Row]]) -> dict[s
 
 def _label_names(keys: list[str | int], given: Sequence[str] | None, origin: str) -> list[str]:
     if not all(isinstance(k, int) for k in keys):
+        if given:
+            log.warning("--label-names ignored: the labels in %s are already names", origin)
         return [str(k) for k in keys]
     if given is None:
         return [str(k) for k in keys]
@@ -279,10 +283,9 @@ def _label_names(keys: list[str | int], given: Sequence[str] | None, origin: str
     return [given[int(k)] for k in keys]
 
 
-def _validate(splits: dict[str, list[Row]]) -> list[str | int]:
+def _validate(splits: dict[str, list[Row]], origin: str) -> list[str | int]:
     """The sorted label keys of the training split; raises DataError on anything unusable."""
     train = splits["train"]
-    origin = train[0].origin if train else "training data"
     if len(train) < MIN_TRAIN_ROWS:
         raise DataError([f"{origin}: too few rows: {len(train)} usable training rows (need at least {MIN_TRAIN_ROWS})"])
     all_rows = [r for rows in splits.values() for r in rows]
@@ -323,8 +326,9 @@ def _validate(splits: dict[str, list[Row]]) -> list[str | int]:
 def load_data(config: TrainConfig) -> PreparedData:
     """Load, validate, de-duplicate and split the configured data source."""
     splits, info, source_names = _collect(config)
-    keys = _validate(splits)
-    names = _label_names(keys, config.label_names or source_names, splits["train"][0].origin)
+    origin = splits["train"][0].origin if splits["train"] else config.data
+    keys = _validate(splits, origin)
+    names = _label_names(keys, config.label_names or source_names, origin)
     if len(set(names)) != len(names):
         raise DataError([f"label names are not unique: {names}"])
     key_to_id = {key: i for i, key in enumerate(keys)}

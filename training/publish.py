@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -67,6 +68,17 @@ def manifest_fields(
     return fields
 
 
+def finite(value: Any) -> Any:
+    """`value` with NaN/inf replaced by None: JSON has no such numbers and strict parsers reject them."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value
+
+
 def publish_run(config: TrainConfig, data: PreparedData, tuned: FineTuned) -> Path:
     dev_logits = tuned.logits["dev"]
     dev_labels = np.asarray(data.splits["dev"].label_ids)
@@ -81,7 +93,7 @@ def publish_run(config: TrainConfig, data: PreparedData, tuned: FineTuned) -> Pa
         calibration["ece_before"],
         calibration["ece_after"],
     )
-    fields = manifest_fields(config, data, tuned, reports, temperature)
+    fields = finite(manifest_fields(config, data, tuned, reports, temperature))
     metrics = {
         "labels": data.labels,
         "temperature": temperature,
@@ -93,7 +105,7 @@ def publish_run(config: TrainConfig, data: PreparedData, tuned: FineTuned) -> Pa
     bins_before = reliability_bins(softmax(dev_logits), dev_labels)
     bins_after = reliability_bins(softmax(dev_logits, temperature), dev_labels)
     extra_files: dict[str, str | bytes | Callable[[Path], None]] = {
-        "metrics.json": json.dumps(metrics, indent=2) + "\n",
+        "metrics.json": json.dumps(finite(metrics), indent=2, allow_nan=False) + "\n",
         "README.md": model_card.render(config.name, fields, reports, data.labels),
         "training_curves.png": lambda p: plots.training_curves(tuned.log_history, p),
         "confusion_matrix.png": lambda p: plots.confusion_matrix(

@@ -34,6 +34,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from training import base_model
 from training.config import ConfigError, TrainConfig
 from training.data import LabelledSplit, PreparedData, load_data
+from training.publish import publish_run
 from training.store import ModelStore
 
 log = logging.getLogger(__name__)
@@ -165,32 +166,32 @@ def _last_checkpoint(run_dir: Path) -> str | None:
     return str(max(complete, key=lambda path: int(path.name.rsplit("-", 1)[-1])))
 
 
-def _prepare_run_dir(run_dir: Path, identity: dict[str, Any], resume: bool) -> str | None:
-    """The checkpoint to resume from (or None), after making sure it belongs to this run."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    run_file = run_dir / RUN_FILE
+def _checkpoint_to_resume(run_dir: Path, identity: dict[str, Any]) -> str | None:
+    """The checkpoint --resume continues from, after making sure it belongs to this run (read-only)."""
     last = _last_checkpoint(run_dir)
-    if resume and last is not None:
-        previous = json.loads(run_file.read_text()) if run_file.is_file() else {}
-        changed = sorted(k for k in identity if previous.get(k) != identity[k])
-        if changed:
-            raise ConfigError(
-                f"--resume: the checkpoints in {run_dir} come from a run with different {', '.join(changed)}; "
-                "rerun without --resume to start over"
-            )
-        for partial in run_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*"):
-            if not (partial / TRAINER_STATE_NAME).is_file():
-                log.warning("removing %s: cut off mid-save", partial)
-                shutil.rmtree(partial)
-        log.info("resuming from %s", last)
-        return last
-    if resume:
-        log.warning("--resume: no checkpoint in %s, starting from scratch", run_dir)
-    for old in run_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*"):
-        log.info("removing checkpoint of an earlier run: %s", old)
-        shutil.rmtree(old)
-    run_file.write_text(json.dumps(identity, indent=2) + "\n")
-    return None
+    if last is None:
+        log.warning("--resume: no complete checkpoint in %s, starting from scratch", run_dir)
+        return None
+    run_file = run_dir / RUN_FILE
+    previous = json.loads(run_file.read_text()) if run_file.is_file() else {}
+    changed = sorted(k for k in identity if previous.get(k) != identity[k])
+    if changed:
+        raise ConfigError(
+            f"--resume: the checkpoints in {run_dir} come from a run with different {', '.join(changed)}; "
+            "rerun without --resume to start over"
+        )
+    log.info("resuming from %s", last)
+    return last
+
+
+def _tidy_run_dir(run_dir: Path, identity: dict[str, Any], keep: str | None) -> None:
+    """Drop checkpoints that are not to be resumed: an earlier run's, or ones cut off mid-save."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for path in run_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*"):
+        if keep is None or not (path / TRAINER_STATE_NAME).is_file():
+            log.info("removing checkpoint %s", path)
+            shutil.rmtree(path)
+    (run_dir / RUN_FILE).write_text(json.dumps(identity, indent=2) + "\n")
 
 
 def fine_tune(config: TrainConfig, data: PreparedData) -> FineTuned:
@@ -221,11 +222,10 @@ def fine_tune(config: TrainConfig, data: PreparedData) -> FineTuned:
     )
     identity = {k: v for k, v in config.hyperparameters().items() if k in _RESUME_IDENTITY}
     identity.update(data_fingerprint=data.info.get("fingerprint"), labels=data.labels)
-    checkpoint = None
+    # Every rank decides the same way (read-only); only rank 0 touches the run dir.
+    checkpoint = _checkpoint_to_resume(run_dir, identity) if config.resume else None
     if trainer.is_world_process_zero():
-        checkpoint = _prepare_run_dir(run_dir, identity, config.resume)
-    elif config.resume:
-        checkpoint = _last_checkpoint(run_dir)
+        _tidy_run_dir(run_dir, identity, keep=checkpoint)
     started = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=checkpoint)
     train_seconds = time.perf_counter() - started
@@ -259,8 +259,6 @@ def fine_tune(config: TrainConfig, data: PreparedData) -> FineTuned:
 
 def run(config: TrainConfig) -> Path | None:
     """Train and publish; returns the published version directory (None on ranks other than 0)."""
-    from training.publish import publish_run
-
     started = time.perf_counter()
     ModelStore(config.models_dir).name_dir(config.name)  # a bad --name fails now, not after training
     data = load_data(config)  # raises DataError before anything heavy happens
@@ -268,7 +266,7 @@ def run(config: TrainConfig) -> Path | None:
     tuned = fine_tune(config, data)
     if not tuned.is_main:
         return None
-    tuned.training["wall_clock_s"] = round(time.perf_counter() - started, 1)
+    tuned.training["elapsed_before_publish_s"] = round(time.perf_counter() - started, 1)
     published = publish_run(config, data, tuned)
     if not config.keep_checkpoints:
         for checkpoint in config.resolved_run_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*"):

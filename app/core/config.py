@@ -49,7 +49,9 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Bind address (containers set 0.0.0.0).")
     port: int = Field(8000, ge=0, le=65535, description="Bind port.")
     api_key: SecretStr | None = Field(
-        None, description="When set, /predict and /v1/models need 'Authorization: Bearer <key>'."
+        None,
+        description="When set, /predict and /v1/models need 'Authorization: Bearer <key>' "
+        "(prefer the env var: command lines are visible to other users).",
     )
     log_level: LogLevel = Field("info", description="Log level.")
     access_log: bool = Field(False, description="Log one line per HTTP request (costs throughput).")
@@ -67,6 +69,12 @@ class Settings(BaseSettings):
     )
     sort_window: int = Field(
         256, ge=1, le=1 << 16, description="Oldest queued inputs considered when grouping inputs by length."
+    )
+    max_padding_ratio: float | None = Field(
+        None,
+        ge=1.0,
+        description="Stop growing a batch (past 8 inputs) when (longest x count) / real tokens would exceed this; "
+        "default 1.3 on CPU, unlimited on CUDA.",
     )
     queue_capacity: int = Field(2048, ge=1, le=1 << 24, description="Most queued inputs; beyond it: 429.")
 
@@ -97,6 +105,12 @@ class Settings(BaseSettings):
         import torch
 
         return "cuda" if torch.cuda.is_available() else "cpu"
+
+    def resolved_padding_ratio(self, device: str) -> float | None:
+        # On a CPU every padded token costs compute; on a GPU fewer, larger batches win.
+        if self.max_padding_ratio is not None:
+            return self.max_padding_ratio
+        return None if device.startswith("cuda") else 1.3
 
     def resolved_dtype(self, device: str) -> Dtype:
         if self.dtype is not None:

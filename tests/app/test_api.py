@@ -345,3 +345,29 @@ def test_openapi_documents_every_status(client: TestClient) -> None:
     assert set(paths["/health"]["get"]["responses"]) == {"200", "503"}
     error_schema = paths["/predict"]["post"]["responses"]["422"]["content"]["application/json"]["schema"]
     assert error_schema == {"$ref": "#/components/schemas/ErrorResponse"}
+
+
+def test_drain_timeout_answers_leftovers_with_503(make_client: Callable[..., TestClient]) -> None:
+    release, entered = threading.Event(), threading.Event()
+    release.set()
+
+    def gated(forward: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapped(input_ids: torch.Tensor, mask: torch.Tensor) -> Any:
+            entered.set()
+            release.wait(10)
+            return forward(input_ids, mask)
+
+        return wrapped
+
+    stuck = make_client(wrap_forward=gated)
+    release.clear()
+    entered.clear()
+    answers: list[Any] = []
+    caller = threading.Thread(target=lambda: answers.append(stuck.post("/predict", json={"text": "slow"})))
+    caller.start()
+    assert entered.wait(10)
+    service = stuck.app.state.service  # type: ignore[attr-defined]
+    assert stuck.portal.call(service.drain, 0.2) is False  # type: ignore[union-attr]
+    caller.join(10)
+    release.set()
+    assert_error(answers[0], 503, "draining")

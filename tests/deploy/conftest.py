@@ -7,6 +7,8 @@ skipped): scripts/ci/install-system.sh, scripts/docker/*.sh. Their caches live u
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
 import socket
@@ -102,16 +104,36 @@ def docker_env(venv_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
         yield env
         return
     _ensure_packages("docker.io", "debootstrap", "nftables", "iproute2")
-    docker0_before = _docker0_exists()
-    started = run(["bash", REPO / "scripts/docker/dockerd.sh", "start"], timeout=60).stdout.strip()
-    env["DOCKER_HOST"] = started.removeprefix("export DOCKER_HOST=")
-    assert env["DOCKER_HOST"].startswith("unix://"), started
-    try:
-        yield env
-    finally:
-        run(["bash", REPO / "scripts/docker/dockerd.sh", "stop"], timeout=120)
-        if not docker0_before:
-            assert not _docker0_exists(), "dockerd.sh stop left the docker0 link behind"
+    with _engine_lock():
+        docker0_before = _docker0_exists()
+        started = run(["bash", REPO / "scripts/docker/dockerd.sh", "start"], timeout=60).stdout.strip()
+        env["DOCKER_HOST"] = started.removeprefix("export DOCKER_HOST=")
+        assert env["DOCKER_HOST"].startswith("unix://"), started
+        try:
+            yield env
+        finally:
+            run(["bash", REPO / "scripts/docker/dockerd.sh", "stop"], timeout=120)
+            if not docker0_before:
+                assert not _docker0_exists(), "dockerd.sh stop left the docker0 link behind"
+
+
+@contextlib.contextmanager
+def _engine_lock(timeout: float = 1800) -> Iterator[None]:
+    """One test session at a time per engine: the first to finish would stop it under the other."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    root = Path(os.environ.get("SENTIMENT_DOCKER_ROOT") or cache / "sentiment-service/docker")
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / "session.lock").open("w") as fh:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"another test session held {root}/session.lock for {timeout:.0f}s") from None
+                time.sleep(2)
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -43,12 +43,12 @@ WORDS = ["the", "film", "was", "gripping", "beautifully", "shot", "tedious", "me
 
 
 class ComposeApi:
-    """One compose project running only the api; `docker compose` exactly as the docs use it."""
+    """One compose project of the CPU stack; `docker compose` exactly as the docs use it."""
 
-    def __init__(self, env: dict[str, str], project: str) -> None:
+    def __init__(self, env: dict[str, str], project: str, files: tuple[str, ...] = COMPOSE_FILES) -> None:
         self.env = env
         self.base = ["docker", "compose", "-p", project, "--project-directory", str(REPO)]
-        for name in COMPOSE_FILES:
+        for name in files:
             self.base += ["-f", str(REPO / name)]
 
     def __call__(self, *args: str, timeout: float = 120, check: bool = True) -> str:
@@ -174,6 +174,26 @@ def test_compose_stack_end_to_end(
 
 
 PREDICT_COUNT = 'sum(sentiment_requests_total{route="/predict"})'
+
+
+def test_train_service_publishes_into_the_models_volume(app_image: str, docker_env: dict[str, str]) -> None:
+    """The `train` profile, as documented, writes a verified version into the shared named volume.
+
+    A token run (one optimiser step, a 2% dev split): this proves the plumbing (entrypoint, volume
+    ownership for the non-root user, offline base model and data in the image), not model quality.
+    """
+    env = {**docker_env, "SENTIMENT_IMAGE": app_image}
+    compose = ComposeApi(env, f"sentiment-ci-train-{os.getpid()}", ("docker-compose.yml", "docker-compose.cpu.yml"))
+    fast = ["--max-steps", "1", "--batch-size", "8", "--max-length", "64", "--dev-fraction", "0.02"]
+    fast += ["--test-fraction", "0", "--threads", str(min(2, os.cpu_count() or 1))]
+    try:
+        out = compose("--profile", "train", "run", "--rm", "--no-deps", "train", *fast, timeout=600)
+        assert out.strip().splitlines()[-1] == "/models/sentiment/1", out[-2000:]
+        verify = ["--profile", "train", "run", "--rm", "--no-deps", "--entrypoint", "sentiment-models", "train"]
+        listing = compose(*verify, "--models-dir", "/models", "verify", "--name", "sentiment", "--all", timeout=120)
+        assert listing.split() == ["OK", "sentiment/1"], listing
+    finally:
+        compose("--profile", "train", "down", "--volumes", "--remove-orphans", timeout=120, check=False)
 
 
 def retarget(config: dict[str, Any], api: str, self_target: str) -> dict[str, Any]:

@@ -37,14 +37,12 @@ def test_real_model_fine_tunes_and_reloads_with_plain_transformers(tmp_path: Pat
     tokenizer = AutoTokenizer.from_pretrained(published)
     model = AutoModelForSequenceClassification.from_pretrained(published).eval()
     texts = data.splits["dev"].texts
+    chunks = []
     with torch.no_grad():
-        logits = np.concatenate(
-            [
-                model(**tokenizer(texts[i : i + 128], truncation=True, max_length=64, padding=True, return_tensors="pt"))
-                .logits.numpy()
-                for i in range(0, len(texts), 128)
-            ]
-        )
+        for i in range(0, len(texts), 128):
+            batch = tokenizer(texts[i : i + 128], truncation=True, max_length=64, padding=True, return_tensors="pt")
+            chunks.append(model(**batch).logits.numpy())
+    logits = np.concatenate(chunks)
     trained = tuned.logits["dev"]
     np.testing.assert_allclose(logits, trained, atol=1e-3)
     decided = np.abs(trained[:, 1] - trained[:, 0]) > 1e-3  # padding-order noise cannot flip these

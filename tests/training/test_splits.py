@@ -9,7 +9,9 @@ from training.splits import Row, assign_split, dedupe, fingerprint, hash_split, 
 
 
 def _rows(n: int) -> list[Row]:
-    return [Row(f"Review number {i}: quite something", "positive" if i % 2 else "negative", "f.csv", i) for i in range(n)]
+    return [
+        Row(f"Review number {i}: quite something", "positive" if i % 2 else "negative", "f.csv", i) for i in range(n)
+    ]
 
 
 def test_split_is_independent_of_row_order_and_neighbours() -> None:
@@ -57,6 +59,8 @@ def test_dedupe_keeps_first_and_drops_conflicts() -> None:
 
 def test_fingerprint_ignores_order_but_not_content() -> None:
     base = {"train": [("positive", "a"), ("negative", "b")], "dev": [("positive", "c")]}
-    assert fingerprint(base) == fingerprint({"dev": [("positive", "c")], "train": [("negative", "b"), ("positive", "a")]})
+    assert fingerprint(base) == fingerprint(
+        {"dev": [("positive", "c")], "train": [("negative", "b"), ("positive", "a")]}
+    )
     assert fingerprint(base) != fingerprint({**base, "dev": [("negative", "c")]})
     assert fingerprint(base) != fingerprint({"train": base["train"] + base["dev"]})

@@ -71,7 +71,10 @@ def _predictions(
 
 async def _disconnect(receive: Receive) -> None:
     """Returns when the client goes away (the body is already read, so receive() only reports that)."""
-    for _ in range(64):
-        if (await receive())["type"] == "http.disconnect":
-            return
+    try:
+        for _ in range(64):
+            if (await receive())["type"] == "http.disconnect":
+                return
+    except Exception:  # a broken channel means nobody will read the answer either
+        return
     await asyncio.Event().wait()  # a server that keeps sending body messages: stop watching

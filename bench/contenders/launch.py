@@ -1,0 +1,97 @@
+"""Start a contender server as its own process group on 127.0.0.1, wait until it serves, stop it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HOST = "127.0.0.1"
+OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def http_get(port: int, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(f"http://{HOST}:{port}{path}", timeout=timeout) as resp:  # noqa: S310
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+@dataclass
+class Server:
+    name: str
+    command: list[str]
+    port: int
+    health_path: str
+    log_path: Path
+    env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout_s: float = 300.0) -> Server:
+        env = {**os.environ, **OFFLINE_ENV, **self.env}
+        # The project root on the path: `python -m bench...` and `-m app.cli` work without an install.
+        root = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+        log = self.log_path.open("wb")
+        # A new session so stop() can end the whole group (LitServe runs worker processes).
+        self.process = subprocess.Popen(
+            self.command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+        log.close()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode}; log: {self.log_path}\n{self.tail()}")
+            try:
+                status, _ = http_get(self.port, self.health_path, timeout=2)
+                if status == 200:
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.25)
+        self.stop()
+        raise RuntimeError(f"{self.name} not ready after {timeout_s:.0f}s; log: {self.log_path}\n{self.tail()}")
+
+    def stop(self, grace_s: float = 20.0) -> None:
+        proc = self.process
+        if proc is None or proc.poll() is not None:
+            return
+        with _suppress_lookup():
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            with _suppress_lookup():
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+        with _suppress_lookup():  # LitServe workers outliving their parent
+            os.killpg(proc.pid, signal.SIGKILL)
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def _suppress_lookup() -> contextlib.suppress:
+    return contextlib.suppress(ProcessLookupError, PermissionError)
+
+
+def python_module(module: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", module, *args]

@@ -1,0 +1,147 @@
+"""Ratios, targets, the markdown table and the plot, all from one run's results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+SERVICE = "service"
+CONTENDERS = ("service", "peer", "naive")
+
+# (name, request size, concurrency, metric, threshold); the issue's targets for the CPU run.
+TARGETS: list[tuple[str, int, int, str, float]] = [
+    ("32 texts @ c=16: service / ceiling", 32, 16, "ceiling", 0.90),
+    ("1 text @ c=64: service / ceiling", 1, 64, "ceiling", 0.70),
+    ("1 text @ c=64: service / naive", 1, 64, "naive", 2.5),
+    ("1 text @ c=64: service / peer", 1, 64, "peer", 1.5),
+]
+PADDING_LIMIT = 1.15
+LONE_CLIENT_LIMIT = 1.5
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or b <= 0:
+        return None
+    return round(a / b, 3)
+
+
+def ratios(runs: dict[str, dict[str, dict[str, dict[str, Any]]]], ceiling: dict[str, Any] | None) -> dict[str, Any]:
+    """service ÷ ceiling, ÷ naive, ÷ peer (sentences/s) for every request size and concurrency measured."""
+    out: dict[str, Any] = {"service_over_ceiling": {}, "service_over_naive": {}, "service_over_peer": {}}
+    for size, by_contender in runs.items():
+        service = by_contender.get(SERVICE, {})
+        for conc, result in service.items():
+            ours = result["sentences_per_s"]
+            if ceiling is not None:
+                out["service_over_ceiling"].setdefault(size, {})[conc] = _ratio(ours, ceiling["sentences_per_s"])
+            for other in ("naive", "peer"):
+                theirs = by_contender.get(other, {}).get(conc)
+                if theirs is not None:
+                    value = _ratio(ours, theirs["sentences_per_s"])
+                    out[f"service_over_{other}"].setdefault(size, {})[conc] = value
+    return out
+
+
+def targets(
+    table: dict[str, Any],
+    runs: dict[str, dict[str, dict[str, dict[str, Any]]]],
+    ceiling: dict[str, Any] | None,
+    padding: dict[str, Any],
+) -> list[dict[str, Any]]:
+    checks: list[dict[str, Any]] = []
+    for name, size, conc, other, threshold in TARGETS:
+        value = table.get(f"service_over_{other}", {}).get(str(size), {}).get(str(conc))
+        checks.append(_check(name, value, ">=", threshold))
+    overall = padding.get("overall")
+    checks.append(_check("padded / real tokens (service)", overall, "<=", PADDING_LIMIT))
+    lone = runs.get("1", {}).get(SERVICE, {}).get("1")
+    if lone is not None and ceiling is not None:
+        value = _ratio(lone["p99_ms"], ceiling["single_text_ms"]["p99"])
+        checks.append(_check("1 text @ c=1: service p99 / ceiling single-text p99", value, "<=", LONE_CLIENT_LIMIT))
+    return checks
+
+
+def _check(name: str, value: float | None, op: str, threshold: float) -> dict[str, Any]:
+    met = None if value is None else (value >= threshold if op == ">=" else value <= threshold)
+    return {"target": name, "value": value, "op": op, "threshold": threshold, "met": met}
+
+
+def markdown(results: dict[str, Any]) -> str:
+    meta, ceiling = results["meta"], results.get("ceiling")
+    lines = [
+        f"# Benchmark {meta['started_at']} ({meta['mode']})",
+        "",
+        f"Model: {meta['model']['origin']} ({meta['model']['path']}); device {meta['device']}, dtype "
+        f"{meta['dtype']}, torch threads {meta['threads']}; load average before/after: "
+        f"{meta['loadavg_before']} / {meta['loadavg_after']}.",
+        "",
+    ]
+    if ceiling is not None:
+        lat = ceiling["single_text_ms"]
+        lines += [
+            f"Ceiling: {ceiling['sentences_per_s']:.1f} sentences/s at batch {ceiling['best_batch_size']} "
+            f"(length-sorted; random order {ceiling['unsorted_at_best_batch_size']['sentences_per_s']:.1f}); "
+            f"single text p50 {lat['p50']} ms, p99 {lat['p99']} ms.",
+            "",
+        ]
+    for size, by_contender in results["runs"].items():
+        lines += [
+            f"## {size}-text requests",
+            "",
+            "| contender | concurrency | sentences/s | p50 ms | p95 ms | p99 ms | errors | load avg |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for contender, by_conc in by_contender.items():
+            for conc, r in by_conc.items():
+                lines.append(
+                    f"| {contender} | {conc} | {r['sentences_per_s']:.1f} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | "
+                    f"{r['p99_ms']:.1f} | {r['errors']} | {r.get('loadavg', '')} |"
+                )
+        pad = results["padding"].get(size)
+        if pad is not None:
+            lines.append(f"\nService padding ratio (padded / real tokens): {pad}.")
+        lines.append("")
+    lines += ["## Ratios (service ÷ other, sentences/s, same run)", ""]
+    for key, by_size in results["ratios"].items():
+        for size, by_conc in by_size.items():
+            cells = ", ".join(f"c={c}: {v}" for c, v in by_conc.items())
+            lines.append(f"- {key}, {size}-text: {cells}")
+    lines += ["", "## Targets", "", "| target | value | goal | met |", "| --- | ---: | ---: | --- |"]
+    for t in results["targets"]:
+        met = {True: "yes", False: "**no**", None: "n/a"}[t["met"]]
+        lines.append(f"| {t['target']} | {t['value']} | {t['op']} {t['threshold']} | {met} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = list(results["runs"])
+    fig, axes = plt.subplots(2, len(sizes), figsize=(6 * len(sizes), 8), squeeze=False)
+    ceiling = results.get("ceiling")
+    for col, size in enumerate(sizes):
+        thr, p99 = axes[0][col], axes[1][col]
+        for contender, by_conc in results["runs"][size].items():
+            concs = [int(c) for c in by_conc]
+            thr.plot(concs, [r["sentences_per_s"] for r in by_conc.values()], marker="o", label=contender)
+            p99.plot(concs, [r["p99_ms"] for r in by_conc.values()], marker="o", label=contender)
+        if ceiling is not None:
+            thr.axhline(ceiling["sentences_per_s"], color="black", linestyle="--", label="ceiling")
+            p99.axhline(ceiling["single_text_ms"]["p99"], color="grey", linestyle=":", label="ceiling single-text p99")
+        for ax in (thr, p99):
+            ax.set_xscale("log", base=2)
+            ax.set_xlabel("concurrency (closed loop)")
+            ax.grid(True, alpha=0.3)
+            ax.legend(fontsize=8)
+        thr.set_title(f"{size}-text requests: throughput")
+        thr.set_ylabel("sentences/s")
+        p99.set_title(f"{size}-text requests: p99 latency")
+        p99.set_ylabel("p99 ms")
+        p99.set_yscale("log")
+    fig.suptitle(f"{results['meta']['device']} {results['meta']['dtype']}, {results['meta']['started_at']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

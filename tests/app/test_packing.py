@@ -1,0 +1,54 @@
+"""Batch selection as a pure function of input lengths."""
+
+from __future__ import annotations
+
+import random
+
+from app.core.config import padded_length
+from app.packing import grow_batch
+
+
+def padded(lengths: list[int], picked: list[int]) -> int:
+    return padded_length(max(lengths[i] for i in picked)) * len(picked)
+
+
+def test_anchor_is_always_included_even_when_it_packs_badly() -> None:
+    lengths = [500] + [5] * 40
+    picked = grow_batch(lengths, anchor=0, max_size=16, max_tokens=4096, max_padding_ratio=1.3)
+    assert 0 in picked
+
+
+def test_budgets_are_respected() -> None:
+    rng = random.Random(0)
+    for _ in range(200):
+        lengths = [rng.randint(1, 300) for _ in range(rng.randint(1, 80))]
+        anchor = rng.randrange(len(lengths))
+        picked = grow_batch(lengths, anchor, max_size=16, max_tokens=2048)
+        assert anchor in picked and len(picked) <= 16 and len(set(picked)) == len(picked)
+        assert len(picked) == 1 or padded(lengths, picked) <= 2048
+
+
+def test_neighbours_with_least_padding_are_taken() -> None:
+    lengths = [20, 3, 19, 100, 21, 4, 22, 99]
+    picked = grow_batch(lengths, anchor=0, max_size=4, max_tokens=10_000)
+    assert sorted(lengths[i] for i in picked) == [19, 20, 21, 22]
+
+
+def test_padding_ratio_stops_growth_once_min_fill_is_reached() -> None:
+    lengths = [10] * 8 + [64] * 8
+    unlimited = grow_batch(lengths, anchor=0, max_size=16, max_tokens=10_000)
+    assert len(unlimited) == 16
+    packed = grow_batch(lengths, anchor=0, max_size=16, max_tokens=10_000, max_padding_ratio=1.3)
+    assert sorted(lengths[i] for i in packed) == [10] * 8
+    small_fill = grow_batch(lengths[:2] + [64] * 8, anchor=0, max_size=16, max_tokens=10_000, max_padding_ratio=1.3)
+    assert len(small_fill) >= 8  # below min_fill (8) the ratio does not stop growth
+
+
+def test_ratio_limit_keeps_padding_low_on_mixed_lengths() -> None:
+    rng = random.Random(1)
+    lengths = [rng.randint(5, 60) for _ in range(64)]
+    everything = sum(lengths)
+    assert padded(lengths, list(range(64))) > 1.5 * everything  # one ragged batch of all of them
+    picked = grow_batch(lengths, anchor=0, max_size=64, max_tokens=100_000, max_padding_ratio=1.3)
+    assert 0 in picked and len(picked) >= 8
+    assert max(lengths[i] for i in picked) * len(picked) < 1.5 * sum(lengths[i] for i in picked)
