@@ -83,6 +83,7 @@ class Ticket:
         "ids",
         "lengths",
         "logits",
+        "model",
         "queued",
         "queued_tokens",
         "remaining",
@@ -90,7 +91,9 @@ class Ticket:
         "truncated",
     )
 
-    def __init__(self, tok: Tokenized, deadline: float, future: asyncio.Future[np.ndarray]) -> None:
+    def __init__(self, tok: Tokenized, deadline: float, future: asyncio.Future[np.ndarray], model: Any = None) -> None:
+        # The model that tokenized this request; every batch holding its inputs runs on it (model swaps).
+        self.model = model
         self.ids = tok.ids
         self.lengths = tok.lengths
         self.truncated = tok.truncated
@@ -113,6 +116,7 @@ class _Job:
     batch: Any
     padded_tokens: int
     real_tokens: int
+    model: Any  # the BatchModel this batch runs on (its tickets' model)
 
 
 class Batcher:
@@ -131,6 +135,7 @@ class Batcher:
         self._queued = 0  # live inputs in the queue (tombstones of dropped requests excluded)
         self._queued_tokens = 0
         self._reserved = 0  # inputs admitted but still being tokenized
+        self._tokenizing: dict[int, int] = {}  # id(model) -> requests being tokenized by it
         self._inflight: dict[int, _Job] = {}  # batches handed to the inference thread, not yet answered
         self._closed = False
         self._stopping = False
@@ -187,10 +192,47 @@ class Batcher:
             await asyncio.to_thread(self._thread.join, 30)
         self._tokenizer_pool.shutdown(wait=False, cancel_futures=True)
 
+    # ---- model swap --------------------------------------------------------------------
+    @property
+    def model(self) -> BatchModel:
+        return self._model
+
+    def set_model(self, model: BatchModel) -> None:
+        """Requests admitted from now on run on `model`; those admitted before finish on their own model.
+
+        A request is pinned to the model that tokenized it (vocabularies and token limits may differ
+        between versions), and a batch only ever holds inputs of one model, so the switch falls
+        between batches and every answer comes from exactly one model.
+        """
+        self._model = model
+        self._wakeup.set()
+
+    def uses(self, model: BatchModel) -> bool:
+        """Whether any unanswered request is pinned to `model` (tokenizing, queued or computing)."""
+        if self._tokenizing.get(id(model)):
+            return True
+        if any(job.model is model for job in self._inflight.values()):
+            return True
+        return any(ticket.model is model and not ticket.done for ticket, _ in self._queue)
+
+    async def wait_released(self, model: BatchModel, timeout_s: float, poll_s: float = 0.01) -> bool:
+        """True once no request uses `model` any more; False if that took longer than `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        while self.uses(model):
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(poll_s)
+        return True
+
     # ---- admission ---------------------------------------------------------------------
     @property
     def queued(self) -> int:
         return self._queued
+
+    @property
+    def admitted(self) -> int:
+        """Inputs holding a queue slot: queued, or still being tokenized (what capacity is checked against)."""
+        return self._queued + self._reserved
 
     async def submit(self, texts: Sequence[str], deadline: float, reject_truncated: bool = False) -> Ticket:
         n = len(texts)
@@ -204,10 +246,17 @@ class Batcher:
             )
         assert self._loop is not None, "Batcher.start() was not awaited"
         self._reserved += n
+        model = self._model
+        key = id(model)
+        self._tokenizing[key] = self._tokenizing.get(key, 0) + 1
         try:
-            tok = await self._loop.run_in_executor(self._tokenizer_pool, self._tokenize, texts)
+            tok = await self._loop.run_in_executor(self._tokenizer_pool, self._tokenize, model, texts)
         finally:
             self._reserved -= n
+            if (left := self._tokenizing[key] - 1) > 0:
+                self._tokenizing[key] = left
+            else:
+                del self._tokenizing[key]
             self._notify_idle()
         if reject_truncated and any(tok.truncated):
             first = tok.truncated.index(True)
@@ -216,16 +265,16 @@ class Batcher:
             raise Draining("the server shut down before this request was processed")
         if time.monotonic() >= deadline:
             raise DeadlineExceeded("the request deadline passed during tokenization")
-        ticket = Ticket(tok, deadline, self._loop.create_future())
+        ticket = Ticket(tok, deadline, self._loop.create_future(), model)
         self._queue.extend((ticket, i) for i in range(n))
         self._queued += n
         self._queued_tokens += ticket.queued_tokens
         self._wakeup.set()
         return ticket
 
-    def _tokenize(self, texts: Sequence[str]) -> Tokenized:
+    def _tokenize(self, model: BatchModel, texts: Sequence[str]) -> Tokenized:
         started = time.perf_counter()
-        tok = self._model.tokenize(texts)
+        tok = model.tokenize(texts)
         if self._metrics is not None:
             self._metrics.tokenize_duration.observe(time.perf_counter() - started)
         return tok
@@ -287,13 +336,14 @@ class Batcher:
         lengths = [t.lengths[i] for t, i in items]
         real = sum(lengths)
         padded = padded_length(max(lengths)) * len(items)
+        model = items[0][0].model
         try:
-            batch = self._model.collate(ids)
+            batch = model.collate(ids)
         except Exception as exc:
             log.exception("collating a batch of %d failed", len(items))
             self._fail_items(items, exc)
             return
-        job = _Job(items, batch, padded, real)
+        job = _Job(items, batch, padded, real, model)
         self._inflight[id(job)] = job
         self._jobs.put(job)
 
@@ -315,10 +365,19 @@ class Batcher:
         window = [item for item in window if not item[0].done]  # a ticket may have expired mid-scan
         if not window:
             return []
-        if not q and p.max_padding_ratio is None and self._fits_whole(window):
+        # One model per batch: around a swap, inputs pinned to the other model wait for the next one.
+        model = window[0][0].model
+        scanned = window
+        window = [item for item in scanned if item[0].model is model]
+        mixed = len(window) < len(scanned)
+        if not q and not mixed and p.max_padding_ratio is None and self._fits_whole(window):
             chosen, rest = window, []  # shallow queue, no packing limit: one batch takes it all
         else:
             chosen, rest = self._select(window)
+        if mixed:
+            # Back in queue order, so the oldest input still rides in the next batch after the swap.
+            taken = {id(item) for item in chosen}
+            rest = [item for item in scanned if id(item) not in taken]
         q.extendleft(reversed(rest))
         metrics = self._metrics
         for ticket, i in chosen:
@@ -360,7 +419,7 @@ class Batcher:
             try:
                 expired = self._drop_dead(job)
                 if job.items:
-                    logits = self._forward(job.items, job.batch)
+                    logits = self._forward(job.model, job.items, job.batch)
             except Exception as exc:  # a failing batch must not end the worker
                 error = exc
             elapsed = time.perf_counter() - started
@@ -379,14 +438,14 @@ class Batcher:
         job.items = live
         if live:
             ids = [t.ids[i] for t, i in live]
-            job.batch = self._model.collate(ids)
+            job.batch = job.model.collate(ids)
             job.real_tokens = sum(map(len, ids))
             job.padded_tokens = padded_length(max(map(len, ids))) * len(ids)
         return expired
 
-    def _forward(self, items: list[Item], batch: Any) -> np.ndarray:
+    def _forward(self, model: BatchModel, items: list[Item], batch: Any) -> np.ndarray:
         try:
-            logits = self._model.predict(batch)
+            logits = model.predict(batch)
         except OutOfMemory:
             if len(items) < 2:
                 raise
@@ -394,7 +453,7 @@ class Batcher:
             log.warning("out of memory on a batch of %d inputs: retrying it as two halves", len(items))
             parts = []
             for part in (items[:half], items[half:]):
-                parts.append(self._forward(part, self._model.collate([t.ids[i] for t, i in part])))
+                parts.append(self._forward(model, part, model.collate([t.ids[i] for t, i in part])))
             return np.concatenate(parts)
         if not isinstance(logits, np.ndarray) or logits.ndim != 2 or logits.shape[0] != len(items):
             raise RuntimeError(f"model returned {getattr(logits, 'shape', type(logits))} for {len(items)} inputs")

@@ -102,6 +102,37 @@ class Cancelled(ServiceError):
     error_type = "client_disconnected"
 
 
+class AdminDisabled(ServiceError):
+    """Admin endpoints stay off until an admin (or API) key is configured: secure by default."""
+
+    status_code = 403
+    error_type = "admin_disabled"
+
+
+class ModelNotFound(ServiceError):
+    status_code = 404
+    error_type = "model_not_found"
+
+
+class SwapInProgress(ServiceError):
+    status_code = 409
+    error_type = "swap_in_progress"
+
+
+class ModelInvalid(ServiceError):
+    """The target version failed verification, loading or warm-up; the active one keeps serving."""
+
+    status_code = 422
+    error_type = "model_invalid"
+
+
+class InsufficientMemory(ServiceError):
+    """Loading the target beside the active version would not fit in device memory."""
+
+    status_code = 503
+    error_type = "insufficient_memory"
+
+
 # Statuses Starlette itself raises (routing, methods) and the type we give them.
 _HTTP_TYPES = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large", 401: "unauthorized"}
 
@@ -120,6 +151,11 @@ ERROR_TYPES: dict[str, int] = {
         Draining,
         InferenceFailed,
         DeadlineExceeded,
+        AdminDisabled,
+        ModelNotFound,
+        SwapInProgress,
+        ModelInvalid,
+        InsufficientMemory,
     )
 }
 

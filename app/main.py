@@ -12,24 +12,35 @@ from app import __version__
 from app.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from app.api.openapi import document_limits
 from app.api.router import ROUTE_PATHS, api_router
+from app.api.shedding import LoadShedMiddleware
 from app.core.config import Settings
 from app.errors import register_error_handlers
 from app.metrics import Metrics
 from app.model.loader import LoadedModel
 from app.service import Service
+from app.swap import ModelSwapper
 
 
 def create_app(settings: Settings | None = None, loaded: LoadedModel | None = None) -> FastAPI:
     settings = settings or Settings()
     metrics = Metrics()
     service = Service(settings, metrics, loaded)
+    swapper = ModelSwapper(service)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        from app.watcher import AliasWatcher
+
         service.launch()
+        watcher = None
+        if settings.watch_alias is not None:
+            watcher = AliasWatcher(service, swapper, settings.watch_alias, settings.watch_interval_s)
+            watcher.start()
         try:
             yield
         finally:
+            if watcher is not None:
+                await watcher.stop()
             await service.stop()
 
     app = FastAPI(
@@ -39,12 +50,14 @@ def create_app(settings: Settings | None = None, loaded: LoadedModel | None = No
         lifespan=lifespan,
         middleware=[
             Middleware(RequestContextMiddleware, metrics=metrics, known_paths=ROUTE_PATHS),
+            Middleware(LoadShedMiddleware, service=service, metrics=metrics),
             Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes, metrics=metrics),
         ],
     )
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.service = service
+    app.state.swapper = swapper
     register_error_handlers(app)
     app.include_router(api_router)
     document_limits(app, settings)

@@ -85,6 +85,7 @@ class Metrics:
         self.model_swaps = Counter(
             "sentiment_model_swaps_total", "Model swaps while serving, by outcome.", ["outcome"], registry=r
         )
+        self._gpu_tracked = False
         self._request_children: dict[tuple[str, int], Counter] = {}
         self._duration_children: dict[str, Histogram] = {}
 
@@ -117,9 +118,11 @@ class Metrics:
         self.queue_depth.set_function(depth)
 
     def set_model(self, name: str, version: int, device: str, dtype: str) -> None:
+        # clear(): after a model swap only the active version's series remains.
         self.model_info.clear()
         self.model_info.labels(name=name, version=str(version), device=device, dtype=dtype).set(1)
-        if device.startswith("cuda"):
+        if device.startswith("cuda") and not self._gpu_tracked:  # a swap calls this again
+            self._gpu_tracked = True
             self._track_gpu_memory(device)
 
     def _track_gpu_memory(self, device: str) -> None:

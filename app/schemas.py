@@ -109,6 +109,32 @@ class PredictResponse(BaseModel):
     predictions: list[Prediction]
 
 
+class ReloadRequest(BaseModel):
+    """POST /v1/models/reload: the version to serve next."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"version": "production"}, {"version": 4}]}
+    )
+
+    version: (
+        Annotated[int, Field(ge=1, le=10**9)] | Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
+    ) = Field(description="A version number, an alias (e.g. 'production') or 'latest'.")
+
+
+class ReloadResponse(BaseModel):
+    outcome: Literal["success", "unchanged"]
+    name: str
+    target: str = Field(description="The version asked for, as given.")
+    trigger: str = Field(description="'admin' or 'watch:<alias>'.")
+    model: ModelRef = Field(description="The version serving now.")
+    previous: ModelRef = Field(description="The version that served before.")
+    switched_after_s: float | None = Field(None, description="Seconds from the request until the switch.")
+    estimated_memory_bytes: int | None = Field(None, description="Estimated extra memory of the new version.")
+    previous_released: bool | None = Field(
+        None, description="Every request pinned to the previous version was answered and it was released."
+    )
+
+
 class ErrorResponse(BaseModel):
     error: str = Field(description="What went wrong, for people.")
     error_type: str = Field(description="Stable machine-readable type (see docs/api.md).")
@@ -140,6 +166,9 @@ class ModelInfo(BaseModel):
     dataset: Any = None
     metrics: Any = None
     precision_parity: dict[str, Any] | None = None
+    precision: dict[str, Any] | None = Field(
+        None, description="How dtype was chosen: requested setting, candidates, skipped ones and why, parity used."
+    )
 
 
 class ModelsResponse(BaseModel):

@@ -53,7 +53,7 @@ class Service:
             classifier = TextClassifier(self.loaded)
             if self.state is State.LOADING:  # not if a drain began meanwhile
                 self.state = State.WARMING
-            await asyncio.to_thread(self._warm_up, classifier)
+            await asyncio.to_thread(self.warm_up, classifier)
             batcher = Batcher(
                 classifier,
                 BatchPolicy(
@@ -86,14 +86,16 @@ class Service:
 
         torch.set_num_threads(self.settings.torch_threads)
 
-    def _warm_up(self, classifier: TextClassifier) -> None:
-        """One short input, then one batch at the full token budget: a memory shortfall shows now."""
-        assert self.loaded is not None
+    def warm_up(self, classifier: TextClassifier) -> None:
+        """One short input, then one batch at the full token budget: a memory shortfall shows now.
+
+        Also run on a version being swapped in (app/swap.py), beside the one serving.
+        """
         self._thread_init()
         started = time.perf_counter()
         short = classifier.tokenize(["warm-up"]).ids
         classifier.predict(classifier.collate(short))
-        length = self.loaded.max_length
+        length = classifier.loaded.max_length
         count = max(1, min(self.settings.max_batch_size, self.settings.max_batch_tokens // padded_length(length)))
         try:
             classifier.predict(classifier.collate([classifier.sample_ids(length)] * count))

@@ -78,3 +78,24 @@ def publish_tiny(tmp_path: Path, tokenizer) -> Callable[..., Path]:
         return published.path
 
     return _publish
+
+
+@pytest.fixture(scope="session")
+def fine_tuned_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real embedded MiniLM fine-tuned for 60 steps on the built-in data and published through
+    the real publish path (manifest, parity records included). Dev accuracy is ~0.78; it costs
+    about a minute of 2 CPU cores once per session, so only integration tests should use it.
+    Returns the version directory (`<models>/sentiment/1`)."""
+    import shutil
+
+    from training.config import preset
+    from training.data import load_data
+    from training.publish import publish_run
+    from training.train import fine_tune
+
+    root = tmp_path_factory.mktemp("fine-tuned")
+    config = preset("default", max_steps=60, eval_steps=60, models_dir=root / "models", run_dir=root / "run")
+    data = load_data(config)
+    published = publish_run(config, data, fine_tune(config, data))
+    shutil.rmtree(root / "run")  # a ~270 MB checkpoint nobody reads again
+    return published

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from training import parity_cli
 from training.store import DEFAULT_NAME, ModelStore, StoreError, read_manifest, verify_directory
 
 
@@ -151,6 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("version", nargs="?", type=int, help="version to point the alias at")
     p.add_argument("--delete", action="store_true", help="remove the alias")
     p.set_defaults(func=cmd_alias)
+
+    parity_cli.add_parser(sub)
     return parser
 
 

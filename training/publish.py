@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from training import base_model, model_card, plots
+from training import base_model, model_card, parity, plots
 from training.config import TrainConfig
 from training.data import PreparedData
 from training.evaluate import (
@@ -63,8 +63,7 @@ def manifest_fields(
         "temperature": temperature,
         "training": tuned.training,
     }
-    # Reserved: `precision_parity` ({"bf16": {"agreement", "accuracy_delta", "max_prob_diff"}, ...}) is
-    # measured and added by a separate step, not by training; do not emit a placeholder value here.
+    # `precision_parity` is measured by publish_run (training/parity.py), not estimated here.
     return fields
 
 
@@ -94,6 +93,8 @@ def publish_run(config: TrainConfig, data: PreparedData, tuned: FineTuned) -> Pa
         calibration["ece_after"],
     )
     fields = finite(manifest_fields(config, data, tuned, reports, temperature))
+    # Measured before the commit point: the manifest is checksummed and immutable once published.
+    fields["precision_parity"] = finite(parity.for_publish(tuned.model, tuned.tokenizer, data, temperature))
     metrics = {
         "labels": data.labels,
         "temperature": temperature,

@@ -153,6 +153,10 @@ def verify_directory(path: Path, expect_name: str | None = None, expect_version:
         problems.append(f"manifest says version {manifest.get('version')!r}, directory is {expect_version}")
     expected: dict[str, dict[str, Any]] = manifest["files"]
     actual = file_inventory(path)
+    # A link could make the service read a file outside the models directory, whatever the
+    # manifest says about it: published versions hold regular files only.
+    for rel in sorted(rel for rel, info in actual.items() if info["sha256"] == "symlink"):
+        problems.append(f"symlink: {rel} (published versions hold regular files only)")
     for rel in sorted(set(expected) - set(actual)):
         problems.append(f"missing file: {rel}")
     for rel in sorted(set(actual) - set(expected)):

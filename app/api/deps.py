@@ -12,7 +12,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.core.config import Settings
-from app.errors import Unauthorized
+from app.errors import AdminDisabled, Unauthorized
 from app.service import Service
 
 _bearer = HTTPBearer(auto_error=False, description="Needed only when the server has an API key configured.")
@@ -43,3 +43,21 @@ async def require_api_key(
 
 
 ApiKeyDep = Depends(require_api_key)
+
+
+async def require_admin_key(
+    settings: SettingsDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> None:
+    """Admin routes are off unless a key exists: an open endpoint that swaps the model is never the default."""
+    key = settings.admin_api_key or settings.api_key
+    if key is None:
+        raise AdminDisabled(
+            "admin endpoints are disabled: set SENTIMENT_ADMIN_API_KEY (or SENTIMENT_API_KEY) to enable them"
+        )
+    if credentials is None:
+        raise Unauthorized("missing admin key: send 'Authorization: Bearer <key>'")
+    if not secrets.compare_digest(credentials.credentials.encode(), key.get_secret_value().encode()):
+        raise Unauthorized("invalid admin key")
+
+
+AdminKeyDep = Depends(require_admin_key)

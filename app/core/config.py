@@ -13,7 +13,10 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-Dtype = Literal["fp32", "bf16", "fp16"]
+# A precision the model runs in; `auto` (the setting's default) resolves to one of them per host and model
+# (app/model/selection.py).
+Dtype = Literal["fp32", "bf16", "fp16", "int8"]
+DtypeChoice = Literal["auto", "fp32", "bf16", "fp16", "int8"]
 Truncation = Literal["truncate", "reject"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 
@@ -35,8 +38,18 @@ class Settings(BaseSettings):
     device: str = Field(
         "auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto (CUDA when present), cpu, cuda or cuda:N."
     )
-    dtype: Dtype | None = Field(
-        None, description="Inference precision; default bf16 on CUDA, fp32 on CPU. fp16 needs CUDA."
+    dtype: DtypeChoice = Field(
+        "auto",
+        description="Inference precision. auto: on CUDA bf16 (else fp16), on CPU bf16 where the CPU has native "
+        "bf16, else int8 where it has int8 dot-product units, else fp32; a precision is only taken when its "
+        "recorded parity with fp32 passes min_precision_agreement. fp16 needs CUDA, int8 the CPU.",
+    )
+    min_precision_agreement: float = Field(
+        0.99,
+        ge=0.0,
+        le=1.0,
+        description="Least recorded share of labels a reduced precision must agree on with fp32 to be served; "
+        "below it the next candidate (finally fp32) is used.",
     )
     max_length: int | None = Field(
         None, ge=8, le=8192, description="Token limit per input; default: the model's own limit."
@@ -57,6 +70,21 @@ class Settings(BaseSettings):
     access_log: bool = Field(False, description="Log one line per HTTP request (costs throughput).")
     drain_timeout_s: float = Field(
         30.0, ge=0, le=3600, description="On SIGTERM: seconds to finish queued and in-flight work."
+    )
+
+    # ---- model swap (app/swap.py, app/watcher.py) ---------------------------------------
+    admin_api_key: SecretStr | None = Field(
+        None,
+        description="Bearer key for POST /v1/models/reload (falls back to api_key); with neither set the "
+        "admin endpoint answers 403 admin_disabled.",
+    )
+    watch_alias: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z][A-Za-z0-9._-]{0,127}$",
+        description="Follow this alias (or 'latest'): when it moves to another version, swap to it.",
+    )
+    watch_interval_s: float = Field(
+        1.0, gt=0, le=3600, description="How often the watcher looks at the store (two stat calls)."
     )
 
     # ---- batching ---------------------------------------------------------------------
@@ -111,11 +139,6 @@ class Settings(BaseSettings):
         if self.max_padding_ratio is not None:
             return self.max_padding_ratio
         return None if device.startswith("cuda") else 1.3
-
-    def resolved_dtype(self, device: str) -> Dtype:
-        if self.dtype is not None:
-            return self.dtype
-        return "bf16" if device.startswith("cuda") else "fp32"
 
 
 PAD_MULTIPLE = 8

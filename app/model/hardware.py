@@ -94,6 +94,7 @@ def host_fingerprint(device: str, cpu: CpuFeatures | None = None) -> str:
         kind = "cuda"
     else:
         cpu = cpu or cpu_features()
-        identity = f"{cpu.arch}|{cpu.model_name}|{','.join(sorted(cpu.flags & _KERNEL_FLAGS))}|torch {torch.__version__}"
+        flags = ",".join(sorted(cpu.flags & _KERNEL_FLAGS))
+        identity = f"{cpu.arch}|{cpu.model_name}|{flags}|torch {torch.__version__}"
         kind = "cpu"
     return f"{kind}-{hashlib.sha256(identity.encode()).hexdigest()[:12]}"

@@ -48,6 +48,7 @@ class LoadedModel:
     device: str
     dtype: Dtype
     forward: Any  # (input_ids, attention_mask) -> float32 numpy logits; see app/model/precision.py
+    precision: Any = None  # app.model.selection.PrecisionChoice: why `dtype` (None when built by hand)
 
 
 def _train_hint(settings: Settings) -> str:
@@ -128,12 +129,14 @@ def load(source: ModelSource, settings: Settings) -> LoadedModel:
     from transformers.utils import logging as hf_logging
 
     from app.model.precision import prepare_forward
+    from app.model.selection import resolve_precision
 
     torch.set_num_threads(settings.torch_threads)
     device = settings.resolved_device()
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ModelLoadError(f"device {device!r} requested but CUDA is not available: use --device cpu or auto")
-    dtype = settings.resolved_dtype(device)
+    precision = resolve_precision(settings, source, device)
+    dtype = precision.dtype
     hf_logging.disable_progress_bar()  # a progress bar per start-up is noise in service logs
     try:
         hf_tokenizer = AutoTokenizer.from_pretrained(source.path, local_files_only=True, trust_remote_code=False)
@@ -180,6 +183,7 @@ def load(source: ModelSource, settings: Settings) -> LoadedModel:
         device=device,
         dtype=dtype,
         forward=forward,
+        precision=precision,
     )
 
 

@@ -1,13 +1,17 @@
 """The one place that decides how a precision is run: weights, activations, the forward callable.
 
-Extending precisions (an `auto` choice, int8, parity checks) means adding a branch here; callers
-only ever see `forward(input_ids, attention_mask) -> float32 numpy logits [n, labels]`.
+Which precision to run is decided in app/model/selection.py; this module only knows how. Callers
+only ever see `forward(input_ids, attention_mask) -> float32 numpy logits [n, labels]`: logits leave
+every path as fp32, so softmax and temperature scaling are computed the same way for all precisions.
+`prepare_forward` takes ownership of the model (it may cast or quantise it in place).
 """
 
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Callable
+from typing import Literal
 
 import numpy as np
 import torch
@@ -16,21 +20,48 @@ from app.core.config import Dtype
 from app.model.loader import ModelLoadError
 
 Forward = Callable[[torch.Tensor, torch.Tensor], np.ndarray]
+CpuBf16 = Literal["autocast", "weights"]
 
 _TORCH_DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+# Measured with bench/precision.py (docs/performance.md, "Precision"): on an AVX512-BF16 CPU casting
+# the weights to bf16 and autocast agree equally with fp32; see there for which one is faster.
+DEFAULT_CPU_BF16: CpuBf16 = "autocast"
 
 
-def prepare_forward(model: torch.nn.Module, device: str, dtype: Dtype) -> Forward:
+def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
+    """Dynamic int8 quantisation of every nn.Linear, per output channel (weights int8, activations
+    quantised per batch). Per-channel scales agree with fp32 more often than per-tensor ones at the
+    same speed. Embeddings, LayerNorm and softmax stay fp32."""
+    from torch.ao import quantization
+
+    with warnings.catch_warnings():
+        # torch.ao.quantization announces its move to torchao; the eager dynamic path still works
+        # in this torch and torchao is not a dependency.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*")
+        return quantization.quantize_dynamic(
+            model, {torch.nn.Linear: quantization.per_channel_dynamic_qconfig}, inplace=True
+        )
+
+
+def prepare_forward(model: torch.nn.Module, device: str, dtype: Dtype, cpu_bf16: CpuBf16 = DEFAULT_CPU_BF16) -> Forward:
     on_gpu = device.startswith("cuda")
     if dtype == "fp16" and not on_gpu:
-        raise ModelLoadError("dtype fp16 needs a CUDA device; on CPU use bf16 or fp32 (--dtype)")
+        raise ModelLoadError("dtype fp16 needs a CUDA device; on CPU use bf16, int8 or fp32 (--dtype)")
+    if dtype == "int8" and on_gpu:
+        raise ModelLoadError("dtype int8 (dynamic quantisation) runs on the CPU only; on CUDA use bf16 or fp16")
     model.eval()
+    autocast_dtype = None
     if on_gpu:
         # Half-precision weights on GPU: half the memory and tensor-core matmuls.
         model.to(device=device, dtype=_TORCH_DTYPES[dtype])
-        autocast_dtype = None
+    elif dtype == "int8":
+        model.to(device="cpu", dtype=torch.float32)
+        quantize_int8(model)
+    elif dtype == "bf16" and cpu_bf16 == "weights":
+        model.to(device="cpu", dtype=torch.bfloat16)
     else:
-        # On CPU keep fp32 weights; bf16 runs as autocast so layer norms and softmax stay fp32.
+        # fp32 weights; bf16 runs as autocast so layer norms and softmax stay fp32.
         model.to(device="cpu", dtype=torch.float32)
         autocast_dtype = torch.bfloat16 if dtype == "bf16" else None
 

@@ -11,8 +11,8 @@ Run: `python -m bench.contenders.peer --model-dir DIR --port P --threads 2 --dty
 --max-batch-size 64 --batch-timeout 0.005`.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: LitServe reads decode_request's annotation at run
+# time to build the endpoint, and a string annotation would turn the body into a query parameter.
 import argparse
 import sys
 from pathlib import Path

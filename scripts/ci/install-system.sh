@@ -5,6 +5,8 @@
 #   prometheus   real Prometheus + promtool for the scrape test and config/rule checks
 #   nftables     `nft`, to remove the tables dockerd leaves behind on teardown
 #   iproute2     `ip`, to remove the docker0 link on teardown
+#   nginx        `nginx -t` checks the load balancer config of docker-compose.scale.yml
+#   wrk          HTTP load generator for the load and benchmark tests
 # Usage: scripts/ci/install-system.sh            (all of the above)
 #        scripts/ci/install-system.sh prometheus (only the named packages)
 # Needs root and Debian's package mirror; idempotent and quiet when everything is installed.
@@ -12,7 +14,7 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
 packages=("$@")
-[ ${#packages[@]} -gt 0 ] || packages=(docker.io debootstrap prometheus nftables iproute2)
+[ ${#packages[@]} -gt 0 ] || packages=(docker.io debootstrap prometheus nftables iproute2 nginx wrk)
 
 missing=()
 for pkg in "${packages[@]}"; do
@@ -38,5 +40,5 @@ if [ ! -e "$policy" ]; then
 	chmod 755 "$policy"
 	created_policy=1
 fi
-trap '[ "$created_policy" = 1 ] && rm -f "$policy"' EXIT
+trap 'if [ "$created_policy" = 1 ]; then rm -f "$policy"; fi' EXIT
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -13,7 +13,8 @@ tag=${1:-sentiment-service:latest}
 base=${BASE_IMAGE:-$(bash scripts/docker/build-base-image.sh)}
 wheelhouse=${WHEELHOUSE:-$(bash scripts/docker/build-wheelhouse.sh "$repo/wheelhouse")}
 wheelhouse=$(realpath --relative-to="$repo" "$wheelhouse")
-args=(--build-arg "BASE_IMAGE=$base" --build-arg "WHEELHOUSE=$wheelhouse")
+# --network none: proves the build needs nothing but the context (and sends no traffic anywhere).
+args=(--network none --build-arg "BASE_IMAGE=$base" --build-arg "WHEELHOUSE=$wheelhouse")
 log=$(mktemp "${TMPDIR:-/tmp}/build-image.XXXXXX.log")
 trap 'rm -f "$log"' EXIT
 # The deps stage gets its own tag so the dangling-image prune below cannot delete the cached

@@ -10,6 +10,7 @@
 # Wheels are cached under ~/.cache/sentiment-service/wheelhouse-<key> and hard-linked into OUT;
 # the key covers pyproject.toml, the torch spec, the constraints and this script.
 #
+# The wheels are built for PYTHON's version: it must match the image's python3 (3.11 on bookworm).
 # Env: TORCH_SPEC (torch==2.13.0; the CPU wheel here), PYTHON (.venv/bin/python or python3),
 #      CONSTRAINTS (a pip constraints file; default: `pip freeze` of .venv when it exists).
 set -euo pipefail
@@ -36,8 +37,9 @@ printf '%s\n' "${nodeps[@]}" >"$work/requirements-nodeps.txt"
 if [ -n "${CONSTRAINTS:-}" ]; then
 	cp "$CONSTRAINTS" "$work/constraints.txt"
 elif [ -x "$repo/.venv/bin/python" ]; then
+	# torch (and CUDA's nvidia-* wheels) follow TORCH_SPEC, not the venv's build of them.
 	"$repo/.venv/bin/python" -m pip freeze --exclude-editable --disable-pip-version-check |
-		grep -v -e '^sentiment-service' -e '^-e ' >"$work/constraints.txt"
+		grep -v -i -e '^sentiment-service' -e '^-e ' -e '^torch==' -e '^nvidia-' -e '^triton==' >"$work/constraints.txt"
 else
 	: >"$work/constraints.txt"
 fi

@@ -17,7 +17,9 @@ sock=$root/docker.sock
 
 running() { [ -s "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
 
-nft_tables() { command -v nft >/dev/null && nft list tables 2>/dev/null | sort || true; }
+nft_tables() {
+	if command -v nft >/dev/null; then nft list tables 2>/dev/null | sort || true; fi
+}
 
 start() {
 	mkdir -p "$root"
@@ -51,15 +53,16 @@ stop() {
 		# dockerd stops its containers (10 s each by default) and its containerd before exiting.
 		for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
 		if kill -0 "$pid" 2>/dev/null; then
-			echo "dockerd $pid ignored SIGTERM for 60 s; killing it" >&2
-			kill -KILL "$pid"
+			echo "dockerd $pid ignored SIGTERM for 60 s; killing its process group" >&2
+			# setsid made dockerd a group leader: this takes its containerd along.
+			kill -KILL -- "-$pid"
 		fi
 	fi
 	rm -f "$sock" "$pidfile"
 	if [ "$(cat "$root/docker0-before" 2>/dev/null || echo 0)" = 0 ] && ip link show docker0 >/dev/null 2>&1; then
 		ip link del docker0
 	fi
-	if command -v nft >/dev/null; then
+	if command -v nft >/dev/null && [ -f "$root/nft-before.txt" ]; then
 		comm -13 "$root/nft-before.txt" <(nft_tables) | while read -r _ family name; do
 			nft delete table "$family" "$name"
 		done

@@ -170,3 +170,40 @@ def live_server(app: Any) -> Iterator[str]:
         server.should_exit = True
         thread.join(15)
         sock.close()
+
+
+# ---- model swap ------------------------------------------------------------------------------
+BROKEN_VERSION = 3
+
+
+@pytest.fixture(scope="session")
+def swap_store_template(tmp_path_factory: pytest.TempPathFactory, tokenizer: Any) -> Path:
+    """Versions 1, 2, 4 of tiny random BERTs (different seeds: different outputs) and version 3,
+    published intact and then corrupted on disk (same size, different bytes), as a bad copy would be."""
+    from tests.conftest import build_tiny_bert
+    from training.export import publish_model
+    from training.store import ModelStore
+
+    root = tmp_path_factory.mktemp("swap-models")
+    for seed in (1, 2, 3, 4):
+        publish_model(
+            ModelStore(root),
+            "sentiment",
+            build_tiny_bert(["negative", "positive"], seed=seed),
+            tokenizer,
+            {"temperature": 1.0, "base_model": {"name_or_path": "tiny-random-bert"}},
+            extra_files={"metrics.json": "{}\n", "README.md": "# tiny test model\n"},
+        )
+    weights = root / "sentiment" / str(BROKEN_VERSION) / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-64:] = bytes(b ^ 0xFF for b in data[-64:])
+    weights.write_bytes(data)
+    return root
+
+
+@pytest.fixture
+def swap_store(swap_store_template: Path, tmp_path: Path) -> Path:
+    """A private copy of the swap template store: tests move aliases in it."""
+    import shutil
+
+    return Path(shutil.copytree(swap_store_template, tmp_path / "swap-models"))

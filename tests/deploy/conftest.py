@@ -11,7 +11,6 @@ import contextlib
 import fcntl
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -22,7 +21,15 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.deploy.support import REPO, PrometheusClient, require_tool, run, wait_for
+from tests.deploy.support import (
+    REPO,
+    TEST_PROJECT_PREFIX,
+    PrometheusClient,
+    free_loopback_port,
+    require_tool,
+    run,
+    wait_for,
+)
 
 APP_IMAGE_TAG = "sentiment-service:ci"
 
@@ -66,12 +73,6 @@ def compose_standalone(venv_bin: Path) -> str:
     return str(venv_bin / "docker-compose")
 
 
-def free_loopback_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def free_port() -> int:
     return free_loopback_port()
@@ -109,12 +110,27 @@ def docker_env(venv_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
         started = run(["bash", REPO / "scripts/docker/dockerd.sh", "start"], timeout=60).stdout.strip()
         env["DOCKER_HOST"] = started.removeprefix("export DOCKER_HOST=")
         assert env["DOCKER_HOST"].startswith("unix://"), started
+        _remove_leftovers(env)
         try:
             yield env
         finally:
             run(["bash", REPO / "scripts/docker/dockerd.sh", "stop"], timeout=120)
             if not docker0_before:
                 assert not _docker0_exists(), "dockerd.sh stop left the docker0 link behind"
+
+
+def _remove_leftovers(env: dict[str, str]) -> None:
+    """Containers and volumes that a killed test session left behind (restart policies revive them)."""
+    project = '{{.Label "com.docker.compose.project"}}'
+
+    def stale(*listing_cmd: str) -> list[str]:
+        rows = [line.split() for line in run(["docker", *listing_cmd], env=env).stdout.splitlines()]
+        return [row[0] for row in rows if len(row) == 2 and row[1].startswith(TEST_PROJECT_PREFIX)]
+
+    if containers := stale("ps", "-a", "--format", "{{.ID}} " + project):
+        run(["docker", "rm", "-f", *containers], env=env)
+    if volumes := stale("volume", "ls", "--format", "{{.Name}} " + project):
+        run(["docker", "volume", "rm", "-f", *volumes], env=env)
 
 
 @contextlib.contextmanager
@@ -144,12 +160,6 @@ def app_image(docker_env: dict[str, str]) -> str:
     print(f"\napp image {APP_IMAGE_TAG} ready in {time.monotonic() - started:.0f}s", file=sys.stderr)
     assert tag.stdout.strip().splitlines()[-1] == APP_IMAGE_TAG
     return APP_IMAGE_TAG
-
-
-def docker_json(docker_env: dict[str, str], *args: str) -> Any:
-    import json
-
-    return json.loads(run(["docker", *args], env=docker_env).stdout)
 
 
 # ---- Prometheus ----------------------------------------------------------------------------

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import shutil
+import socket
 import subprocess
 import time
 import urllib.parse
@@ -23,6 +25,8 @@ COMPOSE_BASE = "docker-compose.yml"
 COMPOSE_OVERRIDES = ("docker-compose.cpu.yml", "docker-compose.scale.yml", "docker-compose.hostnet.yml")
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "sentiment.json"
 API_JOB = "sentiment-api"
+# Compose projects the tests create; leftovers of a killed session are removed by this prefix.
+TEST_PROJECT_PREFIX = "sentiment-ci-"
 # Grafana fills these in before a query reaches Prometheus; the tests do the same.
 GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$instance": ".*"}
 
@@ -47,6 +51,16 @@ def run(
     return proc
 
 
+def free_loopback_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def docker_json(docker_env: Mapping[str, str], *args: str) -> Any:
+    return json.loads(run(["docker", *args], env=docker_env).stdout)
+
+
 def require_tool(name: str, hint: str) -> str:
     path = shutil.which(name)
     if path is None:
@@ -56,6 +70,17 @@ def require_tool(name: str, hint: str) -> str:
 
 def yaml_docs(text: str) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+def compose_config(compose: str, files: Sequence[str], env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """`docker compose config` of these files (train profile on) as JSON; no engine needed."""
+    args: list[str | Path] = [compose, "--project-directory", REPO]
+    for name in files:
+        args += ["-f", REPO / name]
+    # Only the variables a test sets: the developer's own shell must not change the outcome.
+    clean = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "DOCKER_CONFIG"}}
+    proc = run([*args, "--profile", "train", "config", "--format", "json"], env={**clean, **(env or {})})
+    return json.loads(proc.stdout)
 
 
 # ---- Grafana dashboard ---------------------------------------------------------------------

@@ -3,30 +3,18 @@
 from __future__ import annotations
 
 import itertools
-import json
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.deploy.support import COMPOSE_BASE, COMPOSE_OVERRIDES, REPO, run
+from tests.deploy.support import COMPOSE_BASE, COMPOSE_OVERRIDES, REPO, compose_config
 
 COMBINATIONS = [
     (COMPOSE_BASE, *extra)
     for n in range(len(COMPOSE_OVERRIDES) + 1)
     for extra in itertools.combinations(COMPOSE_OVERRIDES, n)
 ]
-
-
-def compose_config(compose: str, files: tuple[str, ...], env: dict[str, str] | None = None) -> dict[str, Any]:
-    args = [compose, "--project-directory", REPO]
-    for name in files:
-        args += ["-f", REPO / name]
-    # Only the variables a test sets: the developer's own shell must not change the outcome.
-    clean = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "DOCKER_CONFIG"}}
-    proc = run([*args, "--profile", "train", "config", "--format", "json"], env={**clean, **(env or {})})
-    return json.loads(proc.stdout)
 
 
 @pytest.fixture(scope="module", params=COMBINATIONS, ids=lambda files: "+".join(f.split(".")[1] for f in files))
@@ -92,7 +80,7 @@ def test_ports_and_networking_per_override(config: tuple[tuple[str, ...], dict[s
     files, cfg = config
     api = cfg["services"]["api"]
     if "docker-compose.hostnet.yml" in files:
-        assert api["network_mode"] == "host"
+        assert api["network_mode"] == cfg["services"]["train"]["network_mode"] == "host"
         assert api["environment"]["SENTIMENT_HOST"] == "127.0.0.1", "host networking listens on loopback by default"
     if "docker-compose.scale.yml" in files:
         assert api["deploy"]["replicas"] == 2

@@ -23,15 +23,18 @@ import httpx
 import pytest
 import yaml
 
-from tests.deploy.conftest import docker_json, free_loopback_port
 from tests.deploy.support import (
     API_JOB,
     DASHBOARD,
     DEPLOY,
     REPO,
+    TEST_PROJECT_PREFIX,
     PrometheusClient,
     dashboard_queries,
+    docker_json,
     finite_values,
+    free_loopback_port,
+    retarget_scrape_config,
     run,
     wait_for,
 )
@@ -39,6 +42,7 @@ from tests.deploy.support import (
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(1800)]
 
 COMPOSE_FILES = ("docker-compose.yml", "docker-compose.cpu.yml", "docker-compose.hostnet.yml")
+PREDICT_COUNT = 'sum(sentiment_requests_total{route="/predict"})'
 WORDS = ["the", "film", "was", "gripping", "beautifully", "shot", "tedious", "mess", "wooden", "acting", "great"]
 
 
@@ -59,7 +63,9 @@ class ComposeApi:
 
 
 @pytest.fixture
-def compose_api(app_image: str, docker_env: dict[str, str], publish_tiny: Callable[..., Path]) -> Iterator[tuple]:
+def compose_api(
+    app_image: str, docker_env: dict[str, str], publish_tiny: Callable[..., Path]
+) -> Iterator[tuple[ComposeApi, int, Path]]:
     version_dir = publish_tiny()
     port = free_loopback_port()
     env = {
@@ -74,7 +80,7 @@ def compose_api(app_image: str, docker_env: dict[str, str], publish_tiny: Callab
         "API_HEALTH_INTERVAL": "2s",
         "API_HEALTH_START_PERIOD": "30s",
     }
-    compose = ComposeApi(env, f"sentiment-ci-{os.getpid()}")
+    compose = ComposeApi(env, f"{TEST_PROJECT_PREFIX}{os.getpid()}")
     started = time.monotonic()
     try:
         try:
@@ -152,14 +158,12 @@ def test_compose_stack_end_to_end(
         wait_for(lambda: not missing() or None, 60, interval=2, what="data for every dashboard panel")
 
         # ---- the alert rules load and evaluate cleanly; none fires against a healthy api ----
-        rules = wait_for(
-            lambda: (
-                [r for r in prometheus.rules() if r.get("lastEvaluation", "").startswith("0001")] == []
-                and prometheus.rules()
-            ),
-            30,
-            what="every rule evaluated once",
-        )
+        def evaluated_rules() -> list[dict[str, Any]] | None:
+            rules = prometheus.rules()
+            never = [r for r in rules if r["lastEvaluation"].startswith("0001")]  # Go's zero time
+            return rules if rules and not never else None
+
+        rules = wait_for(evaluated_rules, 30, what="every rule evaluated once")
         assert len(rules) == 6 and all(r["health"] == "ok" for r in rules), rules
         assert not prometheus.query("ALERTS"), prometheus.query("ALERTS")
 
@@ -173,9 +177,6 @@ def test_compose_stack_end_to_end(
     assert stopped_in < 45
 
 
-PREDICT_COUNT = 'sum(sentiment_requests_total{route="/predict"})'
-
-
 def test_train_service_publishes_into_the_models_volume(app_image: str, docker_env: dict[str, str]) -> None:
     """The `train` profile, as documented, writes a verified version into the shared named volume.
 
@@ -183,7 +184,8 @@ def test_train_service_publishes_into_the_models_volume(app_image: str, docker_e
     ownership for the non-root user, offline base model and data in the image), not model quality.
     """
     env = {**docker_env, "SENTIMENT_IMAGE": app_image}
-    compose = ComposeApi(env, f"sentiment-ci-train-{os.getpid()}", ("docker-compose.yml", "docker-compose.cpu.yml"))
+    # Host networking: no bridge network for the job (it needs no network at all; data is in the image).
+    compose = ComposeApi(env, f"{TEST_PROJECT_PREFIX}train-{os.getpid()}")
     fast = ["--max-steps", "1", "--batch-size", "8", "--max-length", "64", "--dev-fraction", "0.02"]
     fast += ["--test-fraction", "0", "--threads", str(min(2, os.cpu_count() or 1))]
     try:
@@ -197,8 +199,6 @@ def test_train_service_publishes_into_the_models_volume(app_image: str, docker_e
 
 
 def retarget(config: dict[str, Any], api: str, self_target: str) -> dict[str, Any]:
-    from tests.deploy.support import retarget_scrape_config
-
     return retarget_scrape_config(config, api, self_target, DEPLOY / "prometheus/alerts.yml")
 
 

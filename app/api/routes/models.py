@@ -26,6 +26,7 @@ async def models(service: ServiceDep) -> Response:
         raise NotReady(f"no model is being served yet (state: {service.state})")
     src = loaded.source
     manifest = src.manifest
+    choice = loaded.precision
     info = {
         "name": src.name,
         "version": src.version,
@@ -38,6 +39,8 @@ async def models(service: ServiceDep) -> Response:
         "base_model": manifest.get("base_model"),
         "dataset": manifest.get("dataset"),
         "metrics": manifest.get("metrics"),
-        "precision_parity": manifest.get("precision_parity"),
+        # The records the precision was chosen by: this host's sidecar over the manifest, each with its source.
+        "precision_parity": (choice.records or None) if choice else manifest.get("precision_parity"),
+        "precision": choice.describe() if choice else None,
     }
     return json_response({"models": [info]})

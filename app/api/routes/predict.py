@@ -40,9 +40,9 @@ async def predict(payload: PredictRequest, request: Request, service: ServiceDep
         logits = await batcher.result(ticket, watcher)
     finally:
         watcher.cancel()
-    loaded = service.loaded
-    assert loaded is not None
-    source = loaded.source
+    # The version that ran this request's batches, not the one active now: a swap may have happened
+    # since admission, and a request is pinned to the model that tokenized it (app/swap.py).
+    source = ticket.model.loaded.source
     return json_response(
         {
             "model": {"name": source.name, "version": source.version},

@@ -1,0 +1,61 @@
+"""Load shedding at the HTTP edge: a full queue answers 429 before the body is read or parsed.
+
+Under overload most requests are refused, and a refusal that goes through routing, body parsing,
+validation and dependency injection costs the event loop about as much as an accepted request
+(measured: ~0.5 ms each on the test machine), so a flood of retries starves the requests that were
+admitted. The check here is a cheap fast path only; `Batcher.submit` still makes the exact decision.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+from fastapi.security.utils import get_authorization_scheme_param
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.errors import QueueFull, error_body
+from app.metrics import Metrics
+from app.schemas import json_response
+from app.service import Service, State
+
+log = logging.getLogger("app.errors")
+
+
+class LoadShedMiddleware:
+    def __init__(self, app: ASGIApp, service: Service, metrics: Metrics, path: str = "/predict") -> None:
+        self.app = app
+        self.service = service
+        self.metrics = metrics
+        self.path = path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == self.path and scope["method"] == "POST" and self._full(scope):
+            self.metrics.reject(QueueFull.error_type)
+            request_id = scope.get("state", {}).get("request_id", "-")
+            message = "queue full; retry later"
+            log.info("request %s %s -> 429 %s: %s", request_id, self.path, QueueFull.error_type, message)
+            response = json_response(error_body(message, QueueFull.error_type), 429, {"Retry-After": "1"})
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def _full(self, scope: Scope) -> bool:
+        service = self.service
+        batcher = service.batcher
+        if batcher is None or service.state is not State.READY:
+            return False  # not ready / draining: the route answers with the right 503
+        if batcher.admitted < batcher.policy.queue_capacity:
+            return False
+        # Without a valid key the route answers 401: overload state is not shown to strangers.
+        return self._authorised(scope)
+
+    def _authorised(self, scope: Scope) -> bool:
+        key = self.service.settings.api_key
+        if key is None:
+            return True
+        header = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
+        scheme, credentials = get_authorization_scheme_param(header.decode("latin-1"))
+        if scheme.lower() != "bearer":
+            return False
+        return secrets.compare_digest(credentials.encode("latin-1"), key.get_secret_value().encode())

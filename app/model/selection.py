@@ -1,0 +1,141 @@
+"""Which precision serves: hardware proposes candidates, recorded parity disposes.
+
+`auto` proposes, in order: on CUDA bf16 (where the GPU supports it), then fp16; on CPU bf16 where the
+CPU computes it natively, then int8 where it has int8 dot-product units; fp32 always closes the list.
+A candidate other than fp32 is taken only if its recorded label agreement with fp32 (see
+training/parity_store.py) reaches `min_precision_agreement`. Under `auto` an unmeasured precision is
+skipped too: a faster answer that nobody compared with fp32 could silently differ. An explicit
+`--dtype` is the operator's choice and runs unmeasured (with a warning), but a record below the bound
+still refuses it in favour of fp32.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from app.core.config import Dtype, DtypeChoice, Settings
+from app.model.hardware import CpuFeatures, cpu_features, cuda_bf16_supported, host_fingerprint
+from app.model.loader import ModelLoadError
+from training.parity_store import ParityRecords, read_records
+from training.store import ModelStore
+
+if TYPE_CHECKING:
+    from app.model.loader import ModelSource
+
+log = logging.getLogger("app.model")
+
+_HOW_TO_MEASURE = "record it with `sentiment-models parity` on this host"
+
+
+@dataclass(frozen=True)
+class PrecisionChoice:
+    requested: DtypeChoice
+    dtype: Dtype
+    candidates: tuple[Dtype, ...]
+    skipped: tuple[str, ...] = ()  # one reason per candidate passed over, in order
+    parity: dict[str, Any] | None = None  # the record that admitted `dtype` (None for fp32 / unmeasured)
+    hardware: str = ""
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)  # every record in force, with its source
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "requested": self.requested,
+            "dtype": self.dtype,
+            "candidates": list(self.candidates),
+            "skipped": list(self.skipped),
+            "parity": self.parity,
+            "hardware": self.hardware,
+        }
+
+
+def candidates(requested: DtypeChoice, device: str, cpu: CpuFeatures, cuda_bf16: bool) -> list[Dtype]:
+    """Precisions to try, best first; fp32 is always last. Impossible explicit choices raise."""
+    on_gpu = device.startswith("cuda")
+    if requested != "auto":
+        if requested == "fp16" and not on_gpu:
+            raise ModelLoadError("dtype fp16 needs a CUDA device; on CPU use auto, bf16, int8 or fp32 (--dtype)")
+        if requested == "int8" and on_gpu:
+            raise ModelLoadError("dtype int8 (dynamic quantisation) runs on the CPU only; on CUDA use bf16 or fp16")
+        return [requested] if requested == "fp32" else [requested, "fp32"]
+    found: list[Dtype] = []
+    if on_gpu:
+        found += ["bf16", "fp16"] if cuda_bf16 else ["fp16"]
+    else:
+        if cpu.native_bf16:
+            found.append("bf16")
+        if cpu.int8_dot_product:
+            found.append("int8")
+    return [*found, "fp32"]
+
+
+def choose(
+    requested: DtypeChoice,
+    proposed: list[Dtype],
+    records: ParityRecords,
+    min_agreement: float,
+    hardware: str = "",
+) -> PrecisionChoice:
+    """The first proposed precision whose recorded parity allows it (fp32 needs none)."""
+    skipped: list[str] = []
+    for dtype in proposed:
+        if dtype == "fp32":
+            return PrecisionChoice(requested, dtype, tuple(proposed), tuple(skipped), None, hardware, records.merged())
+        entry = records.entries.get(dtype)
+        if entry is None:
+            if requested == "auto":
+                skipped.append(f"{dtype}: no parity recorded for this model; {_HOW_TO_MEASURE}")
+                continue
+            log.warning("dtype %s requested, but its parity with fp32 was never measured: %s", dtype, _HOW_TO_MEASURE)
+            return PrecisionChoice(requested, dtype, tuple(proposed), tuple(skipped), None, hardware, records.merged())
+        if entry["agreement"] < min_agreement:
+            skipped.append(
+                f"{dtype}: recorded agreement {entry['agreement']:.4f} with fp32 is below "
+                f"min_precision_agreement {min_agreement} ({records.origins[dtype]})"
+            )
+            continue
+        parity = {**entry, "source": records.origins[dtype]}
+        return PrecisionChoice(requested, dtype, tuple(proposed), tuple(skipped), parity, hardware, records.merged())
+    raise AssertionError("candidates() always ends with fp32")  # pragma: no cover
+
+
+def log_choice(choice: PrecisionChoice, device: str, problems: list[str]) -> None:
+    """One line for the decision, one warning per refused candidate or ignored record."""
+    for problem in problems:
+        log.warning("precision parity record ignored: %s", problem)
+    for reason in choice.skipped:
+        log.warning("precision %s", reason)
+    if choice.skipped:
+        log.warning("falling back to %s", choice.dtype)
+    measured = ""
+    if choice.parity is not None:
+        p = choice.parity
+        measured = (
+            f"; parity with fp32: agreement {p['agreement']:.4f}, accuracy delta {p['accuracy_delta']:+.4f}, "
+            f"max probability difference {p['max_prob_diff']:.4f} (from {p['source']})"
+        )
+    log.info(
+        "precision: requested %s -> %s on %s [%s]%s",
+        choice.requested,
+        choice.dtype,
+        device,
+        choice.hardware,
+        measured,
+    )
+
+
+def resolve_precision(settings: Settings, source: ModelSource, device: str) -> PrecisionChoice:
+    """This host's candidates for `settings.dtype`, judged by the parity recorded for `source`."""
+    cpu = cpu_features()
+    on_gpu = device.startswith("cuda")
+    cuda_bf16 = on_gpu and cuda_bf16_supported()
+    proposed = candidates(settings.dtype, device, cpu, cuda_bf16)
+    fingerprint = host_fingerprint(device, cpu)
+    records = read_records(ModelStore(settings.models_dir), source.name, source.version, source.manifest, fingerprint)
+    hardware = f"{'GPU bf16' if cuda_bf16 else 'GPU'}" if on_gpu else cpu.describe()
+    choice = choose(settings.dtype, proposed, records, settings.min_precision_agreement, f"{hardware}, {fingerprint}")
+    if not on_gpu and choice.dtype == "bf16" and not cpu.native_bf16:
+        log.warning("this CPU has no native bf16 (avx512_bf16/amx_bf16): bf16 is emulated and likely slower than fp32")
+    log_choice(choice, device, records.problems)
+    return choice

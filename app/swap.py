@@ -1,0 +1,197 @@
+"""Zero-downtime model swap: load beside, verify, warm up, switch between batches, release the old.
+
+Sequence (one swap at a time; a second one gets 409 `swap_in_progress` at once):
+
+1. resolve the target (a number, an alias or `latest`) in the store; the active version: nothing to do;
+2. estimate the memory the new version needs beside the active one and refuse if it does not fit
+   (app/model/memory.py);
+3. verify every checksum and the contents, load, and warm up at the full token budget, in threads,
+   while the active version keeps serving;
+4. switch: `Batcher.set_model` — requests admitted from now on run on the new version, requests
+   already admitted finish on the version that tokenized them (a batch never mixes versions), so
+   every answer names the version that really produced it;
+5. wait until nothing uses the old version any more, drop it and return cached device memory.
+
+A failure in 1-3 leaves the active version serving and the service ready; the caller gets a typed
+error, the log a line and `sentiment_model_swaps_total{outcome}` a count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from app.errors import InsufficientMemory, ModelInvalid, ModelNotFound, ServiceError, SwapInProgress
+from app.model.loader import LoadedModel, ModelLoadError, load_model
+from app.model.memory import MemoryProbe, available_bytes, check_fits, estimate
+from training.store import ModelNotFound as StoreModelNotFound
+from training.store import ModelStore, StoreError
+
+if TYPE_CHECKING:  # the runtime imports torch; importing this module should not
+    from app.model.runtime import TextClassifier
+    from app.service import Service
+
+log = logging.getLogger("app.swap")
+
+# sentiment_model_swaps_total{outcome}
+SUCCESS, UNCHANGED, NOT_FOUND, INVALID, WARMUP_FAILED, NO_MEMORY, BUSY = (
+    "success",
+    "unchanged",
+    "not_found",
+    "invalid",
+    "warmup_failed",
+    "insufficient_memory",
+    "in_progress",
+)
+
+
+class ModelSwapper:
+    def __init__(self, service: Service, probe: MemoryProbe = available_bytes) -> None:
+        self._service = service
+        self.probe = probe
+        self._lock = asyncio.Lock()
+        self.last: dict[str, Any] | None = None  # the last swap's answer (or error), for people
+
+    @property
+    def busy(self) -> bool:
+        return self._lock.locked()
+
+    async def swap(self, target: str | int, trigger: str = "admin") -> dict[str, Any]:
+        """Move to `target`; returns what happened, raises a typed ServiceError if it did not."""
+        if self._lock.locked():
+            self._count(BUSY)
+            raise SwapInProgress("another model swap is in progress; retry when it has finished")
+        async with self._lock:
+            try:
+                answer = await self._swap(str(target).strip(), trigger)
+            except ServiceError as exc:
+                self.last = {"trigger": trigger, "target": str(target), "error": exc.message, "type": exc.error_type}
+                raise
+            self.last = answer
+            return answer
+
+    async def _swap(self, target: str, trigger: str) -> dict[str, Any]:
+        service = self._service
+        settings = service.settings
+        batcher = service.ready_batcher()  # 503 not_ready / draining: no swap while starting or stopping
+        current = service.loaded
+        assert current is not None
+        active = current.source
+        started = time.perf_counter()
+        try:
+            found = ModelStore(settings.models_dir).resolve(settings.name, target)
+        except StoreModelNotFound as exc:
+            raise self._failed(NOT_FOUND, ModelNotFound, str(exc), target) from exc
+        except (StoreError, ValueError, OSError) as exc:
+            message = f"cannot resolve {settings.name!r} version {target!r}: {exc}"
+            raise self._failed(NOT_FOUND, ModelNotFound, message, target) from exc
+        base = {"name": active.name, "target": target, "trigger": trigger}
+        if found.version == active.version:
+            self._count(UNCHANGED)
+            return {**base, "outcome": UNCHANGED, "model": _ref(current), "previous": _ref(current)}
+
+        try:
+            need = estimate(
+                found.path,
+                current.device,
+                current.dtype,
+                settings.max_batch_tokens,
+                settings.max_batch_size,
+                settings.max_length,
+            )
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            message = f"version {found.version} cannot be read ({type(exc).__name__}: {exc})"
+            raise self._failed(INVALID, ModelInvalid, message, target) from exc
+        problem = check_fits(need, current.device, self.probe)
+        if problem is not None:
+            raise self._failed(NO_MEMORY, InsufficientMemory, f"version {found.version} refused: {problem}", target)
+
+        # Pin the number: an alias moving meanwhile must not change what is verified and loaded.
+        pinned = settings.model_copy(update={"version": str(found.version)})
+        try:
+            loaded = await asyncio.to_thread(load_model, pinned)
+        except ModelLoadError as exc:
+            message = f"version {found.version} cannot be served: {exc}"
+            raise self._failed(INVALID, ModelInvalid, message, target) from exc
+        except Exception as exc:  # a loader bug must not take the serving version down
+            message = f"version {found.version} failed to load ({type(exc).__name__}: {exc})"
+            raise self._failed(INVALID, ModelInvalid, message, target, exc) from exc
+        loaded_s = time.perf_counter() - started
+
+        from app.model.runtime import TextClassifier
+
+        classifier = TextClassifier(loaded)
+        try:
+            await asyncio.to_thread(service.warm_up, classifier)
+        except Exception as exc:
+            message = f"version {found.version} failed its warm-up ({type(exc).__name__}: {exc})"
+            error = exc if not isinstance(exc, ModelLoadError) else None
+            raise self._failed(WARMUP_FAILED, ModelInvalid, message, target, error) from exc
+        service.ready_batcher()  # a drain may have begun meanwhile: then keep what serves
+
+        previous = batcher.model
+        batcher.set_model(classifier)
+        service.loaded = loaded
+        src = loaded.source
+        service.metrics.set_model(src.name, src.version, loaded.device, loaded.dtype)
+        self._count(SUCCESS)
+        switched_s = time.perf_counter() - started
+        log.info(
+            "model swap (%s): %s version %d -> %d in %.2fs (load %.2fs), estimated extra memory %.0f MiB",
+            trigger,
+            src.name,
+            active.version,
+            src.version,
+            switched_s,
+            loaded_s,
+            need.total_bytes / (1 << 20),
+        )
+        answer = {
+            **base,
+            "outcome": SUCCESS,
+            "model": _ref(loaded),
+            "previous": _ref(current),
+            "switched_after_s": round(switched_s, 3),
+            "estimated_memory_bytes": need.total_bytes,
+        }
+        del current, loaded, classifier
+        answer["previous_released"] = await self._release(previous, active.version)
+        return answer
+
+    async def _release(self, previous: TextClassifier, version: int) -> bool:
+        """Drop the old version once no admitted request uses it; its memory goes back to the device."""
+        service = self._service
+        assert service.batcher is not None
+        # Requests pinned to it finish within their deadline; bound the wait so the answer comes back.
+        drained = await service.batcher.wait_released(previous, service.settings.request_timeout_s + 1)
+        device = previous.loaded.device
+        del previous
+        gc.collect()
+        if drained:
+            from app.model.precision import release_cached_memory
+
+            release_cached_memory(device)
+            log.info("released version %d: every request pinned to it was answered", version)
+        else:
+            log.warning("version %d still has requests after the wait; it is freed when they finish", version)
+        return drained
+
+    def _failed(
+        self, outcome: str, kind: type[ServiceError], message: str, target: str, exc: BaseException | None = None
+    ) -> ServiceError:
+        self._count(outcome)
+        loaded = self._service.loaded
+        serving = f"version {loaded.source.version}" if loaded is not None else "nothing"
+        error = kind(f"{message}; still serving {serving}")
+        log.error("model swap to %r failed (%s): %s", target, outcome, error.message, exc_info=exc)
+        return error
+
+    def _count(self, outcome: str) -> None:
+        self._service.metrics.model_swaps.labels(outcome=outcome).inc()
+
+
+def _ref(loaded: LoadedModel) -> dict[str, Any]:
+    return {"name": loaded.source.name, "version": loaded.source.version}

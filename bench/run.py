@@ -1,0 +1,375 @@
+"""`python -m bench.run --mode quick|full`: every contender over the same workload, in one run.
+
+Steps: pick the model (bench/model.py), build the workload (bench/workload.py), measure the ceiling
+in its own process (bench/ceiling.py), start the service, the peer and the naive server (each its
+own process group on 127.0.0.1, same model files, same torch threads, same OpenMP wait policy),
+then for every request size and concurrency drive each contender in turn with the load generator
+(bench/loadgen.py, its own process). Contenders alternate at every concurrency level so that
+drift in a shared machine's load hits them alike; the load average is recorded with every
+measurement. Results: results.json, results.md and results.png in the run folder; the last line
+printed is the path of results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench import report
+from bench.contenders.launch import Server, free_port, http_get, python_module
+from bench.model import BenchModel, newest_published, publish_stand_in
+from bench.workload import WorkloadSpec, build_texts, request_bodies, write_texts
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Plan:
+    pool_size: int
+    runs: dict[int, dict[int, int]]  # request size -> concurrency -> requests
+    ceiling_batch_sizes: tuple[int, ...]
+    ceiling_repeats: int
+    timeout_s: float  # per request, client side
+    warmup: int = 8  # untimed requests before each measurement (at most one per connection)
+
+
+PLANS = {
+    # ~1 minute on an idle 2-core machine: the three points the targets are defined at.
+    "quick": Plan(512, {1: {1: 24, 64: 192}, 32: {16: 24}}, (32, 64), 1, 300.0, 4),
+    "full": Plan(
+        2048,
+        {1: {1: 64, 16: 256, 64: 512, 256: 1024}, 32: {1: 12, 16: 48, 64: 128, 256: 512}},
+        (16, 32, 64, 128),
+        2,
+        900.0,
+    ),
+}
+
+# LitServe's max_batch_size counts requests: (max_batch_size, batch_timeout_s) per request size,
+# chosen by `python -m bench.tune_peer` (docs/performance.md has the sweep).
+PEER_CONFIG: dict[int, tuple[int, float]] = {1: (16, 0.005), 32: (2, 0.005)}
+
+
+@dataclass
+class Context:
+    args: argparse.Namespace
+    plan: Plan
+    out: Path
+    model: BenchModel
+    env: dict[str, str]
+    bodies: dict[int, Path] = field(default_factory=dict)
+    commands: dict[str, list[str]] = field(default_factory=dict)
+
+
+def _loadavg() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def _pick_model(args: argparse.Namespace, out: Path) -> BenchModel:
+    if args.stand_in is None:
+        found = newest_published(args.models_dir, args.name)
+        if found is not None:
+            return found
+    kind = args.stand_in or "minilm"
+    return publish_stand_in(out / "models", args.name, kind, args.tokenizer_dir)
+
+
+def _prepare_workload(ctx: Context) -> None:
+    spec = WorkloadSpec(pool_size=ctx.plan.pool_size, seed=ctx.args.seed)
+    if ctx.args.texts is not None:
+        texts = json.loads(ctx.args.texts.read_text(encoding="utf-8"))["texts"][: ctx.plan.pool_size]
+    else:
+        texts = build_texts(spec)
+    write_texts(ctx.out / "texts.json", spec, texts)
+    for size, by_conc in ctx.plan.runs.items():
+        count = max(by_conc.values()) + ctx.plan.warmup
+        path = ctx.out / f"bodies-{size}.jsonl"
+        path.write_bytes(b"\n".join(request_bodies(texts, size, count)))
+        ctx.bodies[size] = path
+
+
+def _single_count(plan: Plan) -> int:
+    return plan.runs.get(1, {}).get(1, 32)
+
+
+def run_ceiling(ctx: Context) -> dict[str, Any]:
+    a = ctx.args
+    cmd = python_module(
+        "bench.ceiling",
+        *("--models-dir", str(ctx.model.models_dir), "--name", ctx.model.name, "--version", str(ctx.model.version)),
+        *("--device", a.device, "--threads", str(a.threads), "--texts", str(ctx.out / "texts.json")),
+        *("--batch-sizes", ",".join(map(str, ctx.plan.ceiling_batch_sizes)), "--repeats", str(ctx.plan.ceiling_repeats)),
+        *("--single", str(_single_count(ctx.plan)), "--out", str(ctx.out / "ceiling.json")),
+        *(("--dtype", a.dtype) if a.dtype else ()),
+    )
+    ctx.commands["ceiling"] = cmd
+    log = ctx.out / "logs" / "ceiling.log"
+    with log.open("wb") as fh:
+        done = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=_env(ctx), check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"ceiling failed ({done.returncode}); see {log}")
+    result = json.loads((ctx.out / "ceiling.json").read_text())
+    result["loadavg"] = _loadavg()
+    return result
+
+
+def _env(ctx: Context) -> dict[str, str]:
+    root = str(ROOT)
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, **ctx.env, "PYTHONPATH": path}
+
+
+def service_server(ctx: Context, dtype: str | None) -> Server:
+    a, m = ctx.args, ctx.model
+    port = free_port()
+    max_inputs = max(size * conc for size, by_conc in ctx.plan.runs.items() for conc in by_conc)
+    cmd = python_module(
+        "app.cli",
+        *("--models-dir", str(m.models_dir), "--name", m.name, "--model-version", str(m.version)),
+        *("--host", "127.0.0.1", "--port", str(port), "--device", a.device, "--torch-threads", str(a.threads)),
+        # A closed loop keeps concurrency x size inputs outstanding: admit them all and let none time
+        # out, so the run measures throughput and latency rather than load shedding.
+        *("--queue-capacity", str(max(2048, max_inputs)), "--request-timeout-s", str(ctx.plan.timeout_s)),
+        *("--log-level", "warning"),
+        *(("--dtype", dtype) if dtype else ()),
+        *a.service_arg,
+    )
+    ctx.commands["service"] = cmd
+    return Server("service", cmd, port, "/health", ctx.out / "logs" / "service.log", ctx.env)
+
+
+def naive_server(ctx: Context, dtype: str) -> Server:
+    a = ctx.args
+    port = free_port()
+    cmd = python_module(
+        "bench.contenders.naive",
+        *("--model-dir", str(ctx.model.path), "--port", str(port), "--device", a.device),
+        *("--dtype", dtype, "--threads", str(a.threads)),
+    )
+    ctx.commands["naive"] = cmd
+    return Server("naive", cmd, port, "/health", ctx.out / "logs" / "naive.log", ctx.env)
+
+
+def peer_server(ctx: Context, dtype: str, size: int) -> Server:
+    a = ctx.args
+    port = free_port()
+    batch, timeout = ctx.args.peer_config.get(size, PEER_CONFIG.get(size, (16, 0.005)))
+    cmd = python_module(
+        "bench.contenders.peer",
+        *("--model-dir", str(ctx.model.path), "--port", str(port), "--device", a.device),
+        *("--dtype", dtype, "--threads", str(a.threads)),
+        *("--max-batch-size", str(batch), "--batch-timeout", str(timeout), "--timeout", str(ctx.plan.timeout_s)),
+    )
+    ctx.commands[f"peer_{size}"] = cmd
+    return Server("peer", cmd, port, "/health", ctx.out / "logs" / f"peer-{size}.log", ctx.env)
+
+
+def drive(ctx: Context, server: Server, size: int, conc: int, requests: int) -> dict[str, Any]:
+    raw = ctx.out / "raw" / f"{server.name}-{size}x{conc}.json"
+    cmd = python_module(
+        "bench.loadgen",
+        *("--port", str(server.port), "--bodies", str(ctx.bodies[size]), "--concurrency", str(conc)),
+        *("--requests", str(requests), "--warmup", str(ctx.plan.warmup), "--timeout", str(ctx.plan.timeout_s)),
+        *("--out", str(raw)),
+    )
+    ctx.commands["loadgen"] = cmd
+    before = _loadavg()
+    done = subprocess.run(cmd, env=_env(ctx), capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"load generator failed against {server.name}: {done.stderr[-2000:]}")
+    result = json.loads(raw.read_text())
+    result["loadavg"] = before
+    return result
+
+
+def scrape_tokens(port: int) -> tuple[float, float]:
+    status, body = http_get(port, "/metrics")
+    if status != 200:
+        raise RuntimeError(f"service /metrics answered {status}")
+    values = {"sentiment_padded_tokens_total": 0.0, "sentiment_real_tokens_total": 0.0}
+    for line in body.decode().splitlines():
+        name, _, value = line.partition(" ")
+        if name in values:
+            values[name] = float(value)
+    return values["sentiment_padded_tokens_total"], values["sentiment_real_tokens_total"]
+
+
+def measure(ctx: Context, dtype: str | None) -> tuple[dict[str, Any], dict[str, Any], str | None]:
+    """Every contender at every (size, concurrency); returns runs, padding and the service's dtype."""
+    wanted = ctx.args.contenders
+    runs: dict[str, Any] = {}
+    padding: dict[str, Any] = {}
+    totals = [0.0, 0.0]
+    served_dtype = dtype
+    common: dict[str, Server] = {}
+    try:
+        if "service" in wanted:
+            common["service"] = service_server(ctx, ctx.args.dtype).start()
+            status, body = http_get(common["service"].port, "/health")
+            served_dtype = json.loads(body).get("dtype", served_dtype)
+        peer_dtype = served_dtype or dtype or "fp32"
+        if "naive" in wanted:
+            common["naive"] = naive_server(ctx, peer_dtype).start()
+        for size, by_conc in ctx.plan.runs.items():
+            servers = dict(common)
+            if "peer" in wanted:
+                servers["peer"] = peer_server(ctx, peer_dtype, size).start()
+            try:
+                before = scrape_tokens(servers["service"].port) if "service" in servers else None
+                for server in servers.values():
+                    server.pause()
+                for conc, requests in by_conc.items():
+                    for name in report.CONTENDERS:
+                        if name in servers:
+                            servers[name].resume()
+                            try:
+                                result = drive(ctx, servers[name], size, conc, requests)
+                            finally:
+                                servers[name].pause()
+                            runs.setdefault(str(size), {}).setdefault(name, {})[str(conc)] = result
+                            print(f"{size:>3} texts c={conc:<4} {name:<8} {_line(result)}", file=sys.stderr)
+                if before is not None:
+                    servers["service"].resume()
+                    after = scrape_tokens(servers["service"].port)
+                    padded, real = after[0] - before[0], after[1] - before[1]
+                    totals[0] += padded
+                    totals[1] += real
+                    padding[str(size)] = round(padded / real, 3) if real else None
+            finally:
+                if "peer" in servers:
+                    servers["peer"].stop()
+    finally:
+        for server in common.values():
+            server.stop()
+    padding["overall"] = round(totals[0] / totals[1], 3) if totals[1] else None
+    return runs, padding, served_dtype
+
+
+def _line(r: dict[str, Any]) -> str:
+    return (
+        f"{r['sentences_per_s']:8.1f} sent/s  p50 {r['p50_ms']:8.1f}  p99 {r['p99_ms']:8.1f} ms  "
+        f"errors {r['errors']}  load {r['loadavg'][0]}"
+    )
+
+
+def _parse_peer(values: list[str]) -> dict[int, tuple[int, float]]:
+    out: dict[int, tuple[int, float]] = {}
+    for value in values:
+        size, _, rest = value.partition("=")
+        batch, _, timeout = rest.partition(",")
+        out[int(size)] = (int(batch), float(timeout))
+    return out
+
+
+def _parse_runs(value: str) -> dict[int, dict[int, int]]:
+    """'1:1x24,64x192;32:16x24' -> {1: {1: 24, 64: 192}, 32: {16: 24}}."""
+    runs: dict[int, dict[int, int]] = {}
+    for part in value.split(";"):
+        size, _, levels = part.partition(":")
+        runs[int(size)] = {int(c): int(n) for c, _, n in (lv.partition("x") for lv in levels.split(","))}
+    return runs
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--mode", choices=sorted(PLANS), default="quick")
+    parser.add_argument("--models-dir", type=Path, default=Path("models"))
+    parser.add_argument("--name", default="sentiment")
+    parser.add_argument(
+        "--stand-in",
+        choices=["minilm", "bert-base", "tiny"],
+        default=None,
+        help="publish this stand-in model for the run instead of serving the newest published one",
+    )
+    parser.add_argument("--tokenizer-dir", type=Path, default=None, help="tokenizer for a stand-in (default: MiniLM)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default=None, help="service precision (default: the service's own default)")
+    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="torch threads, all")
+    parser.add_argument(
+        "--omp-wait-policy", default="PASSIVE", help="OMP_WAIT_POLICY for every contender ('' leaves it unset)"
+    )
+    parser.add_argument("--contenders", default="ceiling,service,peer,naive", type=lambda s: s.split(","))
+    parser.add_argument("--runs", type=_parse_runs, default=None, help="override: '1:1x24,64x192;32:16x24'")
+    parser.add_argument("--pool-size", type=int, default=None)
+    parser.add_argument("--texts", type=Path, default=None, help="use these texts (JSON with 'texts') instead")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--peer", dest="peer_config", action="append", default=[], help="SIZE=MAX_BATCH,TIMEOUT_S")
+    parser.add_argument("--service-arg", action="append", default=[], help="extra sentiment-serve flag (repeat)")
+    parser.add_argument("--out-dir", type=Path, default=None)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    args.peer_config = _parse_peer(args.peer_config)
+    plan = PLANS[args.mode]
+    if args.runs is not None or args.pool_size is not None:
+        plan = Plan(
+            args.pool_size or plan.pool_size,
+            args.runs or plan.runs,
+            plan.ceiling_batch_sizes,
+            plan.ceiling_repeats,
+            plan.timeout_s,
+            plan.warmup,
+        )
+    started = dt.datetime.now().astimezone()
+    out = args.out_dir or ROOT / "bench" / "results" / f"{started:%Y%m%d-%H%M%S}-{args.mode}"
+    for sub in ("logs", "raw"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    env = {"OMP_WAIT_POLICY": args.omp_wait_policy} if args.omp_wait_policy else {}
+    model = _pick_model(args, out)
+    ctx = Context(args, plan, out, model, env)
+    _prepare_workload(ctx)
+    load_before = _loadavg()
+    clock = time.perf_counter()
+
+    ceiling = run_ceiling(ctx) if "ceiling" in args.contenders else None
+    dtype = ceiling["dtype"] if ceiling is not None else args.dtype
+    runs, padding, served_dtype = measure(ctx, dtype)
+    if ceiling is not None and served_dtype is not None and served_dtype != ceiling["dtype"]:
+        raise RuntimeError(f"the service runs {served_dtype} but the ceiling ran {ceiling['dtype']}")
+
+    ratios = report.ratios(runs, ceiling)
+    results = {
+        "meta": {
+            "mode": args.mode,
+            "started_at": started.isoformat(timespec="seconds"),
+            "duration_s": round(time.perf_counter() - clock, 1),
+            "model": model.describe(),
+            "device": args.device,
+            "dtype": served_dtype or dtype,
+            "dtype_requested": args.dtype or "service default",
+            "threads": args.threads,
+            "omp_wait_policy": args.omp_wait_policy or "unset",
+            "cpus": os.cpu_count(),
+            "loadavg_before": load_before,
+            "loadavg_after": _loadavg(),
+            "workload": {"pool_size": plan.pool_size, "runs": {str(s): r for s, r in plan.runs.items()}},
+            "peer_config": {str(s): args.peer_config.get(s, PEER_CONFIG.get(s)) for s in plan.runs},
+            "commands": {k: " ".join(v) for k, v in ctx.commands.items()},
+        },
+        "ceiling": ceiling,
+        "runs": runs,
+        "padding": padding,
+        "ratios": ratios,
+        "targets": report.targets(ratios, runs, ceiling, padding),
+    }
+    json_path = out / "results.json"
+    json_path.write_text(json.dumps(results, indent=1), encoding="utf-8")
+    (out / "results.md").write_text(report.markdown(results), encoding="utf-8")
+    report.plot(results, out / "results.png")
+    print((out / "results.md").read_text(), file=sys.stderr)
+    print(json_path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

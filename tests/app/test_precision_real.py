@@ -1,0 +1,71 @@
+"""Requests to the real fine-tuned model under `auto` get fp32's labels (integration)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from app.core.config import Settings
+from app.main import create_app
+from app.model.loader import load_model
+from tests.app.conftest import wait_ready
+from training.config import preset
+from training.data import load_data
+from training.store import read_manifest
+
+REQUEST_SIZES = [1, 7, 32, 3, 64, 16, 1, 128]  # 252 texts in batches of many shapes and paddings
+
+
+def _client(models_dir: Path, dtype: str) -> TestClient:
+    settings = Settings(models_dir=models_dir, device="cpu", dtype=dtype, torch_threads=2, log_level="warning")
+    client = TestClient(create_app(settings, load_model(settings)), raise_server_exceptions=False)
+    client.__enter__()
+    wait_ready(client)
+    return client
+
+
+@pytest.fixture(scope="module")
+def clients(fine_tuned_model_dir: Path) -> Iterator[dict[str, TestClient]]:
+    models_dir = fine_tuned_model_dir.parent.parent
+    opened = {dtype: _client(models_dir, dtype) for dtype in ("auto", "fp32")}
+    yield opened
+    for client in opened.values():
+        client.__exit__(None, None, None)
+
+
+def _answers(client: TestClient, texts: list[str]) -> list[dict[str, Any]]:
+    answers: list[dict[str, Any]] = []
+    start = 0
+    for size in REQUEST_SIZES:
+        response = client.post("/predict", json={"texts": texts[start : start + size]})
+        assert response.status_code == 200, response.text
+        answers += response.json()["predictions"]
+        start += size
+    return answers
+
+
+@pytest.mark.integration
+def test_auto_answers_match_fp32_labels_within_the_recorded_tolerance(
+    clients: dict[str, TestClient], fine_tuned_model_dir: Path
+) -> None:
+    texts = load_data(preset("default")).splits["dev"].texts[: sum(REQUEST_SIZES)]
+    chosen = clients["auto"].get("/health").json()["dtype"]
+    auto, fp32 = _answers(clients["auto"], texts), _answers(clients["fp32"], texts)
+    p_auto = np.array([a["probabilities"]["positive"] for a in auto])
+    p_fp32 = np.array([a["probabilities"]["positive"] for a in fp32])
+    same = np.array([a["label"] == b["label"] for a, b in zip(auto, fp32, strict=True)])
+    if chosen == "fp32":  # a host without a servable fast path: identical by construction
+        assert same.all() and np.array_equal(p_auto, p_fp32)
+        return
+    recorded = read_manifest(fine_tuned_model_dir)["precision_parity"][chosen]
+    # Batches here have other shapes than at publish time, so allow a little beyond the record.
+    tolerance = max(2 * recorded["max_prob_diff"], 0.02)
+    assert same.mean() >= 0.99, (chosen, same.mean())
+    assert np.abs(p_auto - p_fp32).max() <= tolerance
+    # A label may only differ where fp32 itself sat within that tolerance of the decision boundary.
+    assert (np.abs(p_fp32[~same] - 0.5) <= tolerance).all()
