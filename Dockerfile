@@ -1,11 +1,11 @@
-# syntax=docker/dockerfile:1
 # Sentiment service image: `sentiment-serve` (default) and `sentiment-train` (the compose `train` service).
 #
-# GPU, online:   docker build -t sentiment-service .        (PyPI's Linux torch wheel bundles CUDA)
+# GPU, online:   docker build -t sentiment-service .        (PyPI's Linux torch pulls in CUDA)
 # CPU, online:   docker build --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu -t sentiment-service .
 # Offline:       scripts/docker/build-wheelhouse.sh && docker build --build-arg WHEELHOUSE=wheelhouse \
 #                  --build-arg BASE_IMAGE=$(scripts/docker/build-base-image.sh) -t sentiment-service .
 # Models are never baked in: mount a models directory (or volume) at /models. See docs/deployment.md.
+# No `# syntax=` directive on purpose: BuildKit would fetch that frontend image from a registry.
 
 # Any image with python3 (>= 3.11) and its venv module: python:3.11-slim-bookworm, a CUDA runtime
 # image with python3 installed, or the debootstrap image from scripts/docker/build-base-image.sh.
@@ -16,7 +16,8 @@ FROM ${BASE_IMAGE} AS deps
 # has any, pip installs from it alone (--no-index). The default folder is empty: online build.
 ARG WHEELHOUSE=deploy/docker/wheelhouse-none
 # torch is pinned on its own: the project's open range would let pip choose any build.
-# The PyPI Linux wheel bundles CUDA; CPU-only images use https://download.pytorch.org/whl/cpu.
+# PyPI's Linux torch pulls in CUDA's libraries (nvidia-* wheels); CPU-only images take
+# TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu.
 ARG TORCH_SPEC=torch==2.13.0
 ARG TORCH_INDEX_URL=""
 # Shipped data packages whose declared dependencies are huge and unused: install without them.

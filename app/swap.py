@@ -30,8 +30,7 @@ from app.model.memory import MemoryProbe, available_bytes, check_fits, estimate
 from training.store import ModelNotFound as StoreModelNotFound
 from training.store import ModelStore, StoreError
 
-if TYPE_CHECKING:  # the runtime imports torch; importing this module should not
-    from app.model.runtime import TextClassifier
+if TYPE_CHECKING:  # only for types: app.service is imported by the modules that build a swapper
     from app.service import Service
 
 log = logging.getLogger("app.swap")
@@ -53,7 +52,6 @@ class ModelSwapper:
         self._service = service
         self.probe = probe
         self._lock = asyncio.Lock()
-        self.last: dict[str, Any] | None = None  # the last swap's answer (or error), for people
 
     @property
     def busy(self) -> bool:
@@ -65,13 +63,7 @@ class ModelSwapper:
             self._count(BUSY)
             raise SwapInProgress("another model swap is in progress; retry when it has finished")
         async with self._lock:
-            try:
-                answer = await self._swap(str(target).strip(), trigger)
-            except ServiceError as exc:
-                self.last = {"trigger": trigger, "target": str(target), "error": exc.message, "type": exc.error_type}
-                raise
-            self.last = answer
-            return answer
+            return await self._swap(str(target).strip(), trigger)
 
     async def _swap(self, target: str, trigger: str) -> dict[str, Any]:
         service = self._service
@@ -157,27 +149,21 @@ class ModelSwapper:
             "switched_after_s": round(switched_s, 3),
             "estimated_memory_bytes": need.total_bytes,
         }
-        del current, loaded, classifier
-        answer["previous_released"] = await self._release(previous, active.version)
-        return answer
-
-    async def _release(self, previous: TextClassifier, version: int) -> bool:
-        """Drop the old version once no admitted request uses it; its memory goes back to the device."""
-        service = self._service
-        assert service.batcher is not None
-        # Requests pinned to it finish within their deadline; bound the wait so the answer comes back.
-        drained = await service.batcher.wait_released(previous, service.settings.request_timeout_s + 1)
-        device = previous.loaded.device
-        del previous
+        # Release: requests pinned to the old version finish within their deadline; the wait is bounded
+        # so the answer comes back. Every reference this frame holds goes before the cache is emptied.
+        drained = await batcher.wait_released(previous, settings.request_timeout_s + 1)
+        device = current.device
+        del current, previous, loaded, classifier
         gc.collect()
         if drained:
             from app.model.precision import release_cached_memory
 
             release_cached_memory(device)
-            log.info("released version %d: every request pinned to it was answered", version)
+            log.info("released version %d: every request pinned to it was answered", active.version)
         else:
-            log.warning("version %d still has requests after the wait; it is freed when they finish", version)
-        return drained
+            log.warning("version %d still has requests after the wait; freed when they finish", active.version)
+        answer["previous_released"] = drained
+        return answer
 
     def _failed(
         self, outcome: str, kind: type[ServiceError], message: str, target: str, exc: BaseException | None = None

@@ -118,7 +118,9 @@ def build_request(host: str, port: int, path: str, body: bytes) -> bytes:
 
 
 class LoadGenerator:
-    def __init__(self, host: str, port: int, path: str, bodies: list[bytes], sizes: list[int], timeout_s: float) -> None:
+    def __init__(
+        self, host: str, port: int, path: str, bodies: list[bytes], sizes: list[int], timeout_s: float
+    ) -> None:
         self.host, self.port, self.timeout_s = host, port, timeout_s
         self.raw = [build_request(host, port, path, b) for b in bodies]
         self.sizes = sizes
@@ -165,9 +167,11 @@ class LoadGenerator:
 
     async def run(self, concurrency: int, requests: int, warmup: int) -> dict[str, Any]:
         conns = await asyncio.gather(*(self._connect() for _ in range(concurrency)))
+        warmup_texts = 0
         if warmup:
             self.next_index = 0
             await asyncio.gather(*(self._worker(c, Outcome(), warmup, False) for c in conns[:warmup]))
+            warmup_texts = sum(self.sizes[i % len(self.sizes)] for i in range(warmup))
         outcome = Outcome()
         self.next_index = 0
         cpu0 = _cpu_seconds()
@@ -178,7 +182,7 @@ class LoadGenerator:
         for conn in conns:
             if conn.transport is not None:
                 conn.transport.close()
-        return summarise(outcome, started, self.last_sent_at, finished, requests, cpu)
+        return {**summarise(outcome, started, self.last_sent_at, finished, requests, cpu), "warmup_texts": warmup_texts}
 
 
 def _prediction_count(body: bytes) -> int:

@@ -46,7 +46,9 @@ def newest_published(models_dir: Path, name: str) -> BenchModel | None:
     return BenchModel(models_dir, name, found.version, found.path, "published")
 
 
-def publish_stand_in(models_dir: Path, name: str, kind: str = "minilm", tokenizer_dir: Path | None = None) -> BenchModel:
+def publish_stand_in(
+    models_dir: Path, name: str, kind: str = "minilm", tokenizer_dir: Path | None = None
+) -> BenchModel:
     """Publish a servable model whose speed matches the real one (weights untrained).
 
     kind: "minilm" (the embedded base + fresh head), "bert-base" (BertConfig() random weights) or

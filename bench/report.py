@@ -27,18 +27,26 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 def ratios(runs: dict[str, dict[str, dict[str, dict[str, Any]]]], ceiling: dict[str, Any] | None) -> dict[str, Any]:
     """service ÷ ceiling, ÷ naive, ÷ peer (sentences/s) for every request size and concurrency measured."""
+    return _ratios(runs, ceiling, "sentences_per_s")
+
+
+def cpu_ratios(runs: dict[str, Any], ceiling: dict[str, Any] | None) -> dict[str, Any]:
+    """The same ratios in sentences per CPU-second of the server: robust to a shared machine's load."""
+    return _ratios(runs, ceiling, "sentences_per_cpu_s")
+
+
+def _ratios(runs: dict[str, Any], ceiling: dict[str, Any] | None, key: str) -> dict[str, Any]:
     out: dict[str, Any] = {"service_over_ceiling": {}, "service_over_naive": {}, "service_over_peer": {}}
     for size, by_contender in runs.items():
         service = by_contender.get(SERVICE, {})
         for conc, result in service.items():
-            ours = result["sentences_per_s"]
+            ours = result.get(key)
             if ceiling is not None:
-                out["service_over_ceiling"].setdefault(size, {})[conc] = _ratio(ours, ceiling["sentences_per_s"])
+                out["service_over_ceiling"].setdefault(size, {})[conc] = _ratio(ours, ceiling.get(key))
             for other in ("naive", "peer"):
                 theirs = by_contender.get(other, {}).get(conc)
                 if theirs is not None:
-                    value = _ratio(ours, theirs["sentences_per_s"])
-                    out[f"service_over_{other}"].setdefault(size, {})[conc] = value
+                    out[f"service_over_{other}"].setdefault(size, {})[conc] = _ratio(ours, theirs.get(key))
     return out
 
 
@@ -88,25 +96,30 @@ def markdown(results: dict[str, Any]) -> str:
         lines += [
             f"## {size}-text requests",
             "",
-            "| contender | concurrency | sentences/s | p50 ms | p95 ms | p99 ms | errors | load avg |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+            "| contender | concurrency | sentences/s | p50 ms | p95 ms | p99 ms | errors | sent./CPU-s | load avg |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         for contender, by_conc in by_contender.items():
             for conc, r in by_conc.items():
                 lines.append(
                     f"| {contender} | {conc} | {r['sentences_per_s']:.1f} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | "
-                    f"{r['p99_ms']:.1f} | {r['errors']} | {r.get('loadavg', '')} |"
+                    f"{r['p99_ms']:.1f} | {r['errors']} | {r.get('sentences_per_cpu_s')} | {r.get('loadavg', '')} |"
                 )
         pad = results["padding"].get(size)
         if pad is not None:
             lines.append(f"\nService padding ratio (padded / real tokens): {pad}.")
         lines.append("")
-    lines += ["## Ratios (service ÷ other, sentences/s, same run)", ""]
-    for key, by_size in results["ratios"].items():
-        for size, by_conc in by_size.items():
-            cells = ", ".join(f"c={c}: {v}" for c, v in by_conc.items())
-            lines.append(f"- {key}, {size}-text: {cells}")
-    lines += ["", "## Targets", "", "| target | value | goal | met |", "| --- | ---: | ---: | --- |"]
+    for title, table in (
+        ("Ratios (service ÷ other, sentences/s, same run)", results["ratios"]),
+        ("Ratios per CPU-second of the server (load-robust view)", results.get("cpu_ratios", {})),
+    ):
+        lines += [f"## {title}", ""]
+        for key, by_size in table.items():
+            for size, by_conc in by_size.items():
+                cells = ", ".join(f"c={c}: {v}" for c, v in by_conc.items())
+                lines.append(f"- {key}, {size}-text: {cells}")
+        lines.append("")
+    lines += ["## Targets", "", "| target | value | goal | met |", "| --- | ---: | ---: | --- |"]
     for t in results["targets"]:
         met = {True: "yes", False: "**no**", None: "n/a"}[t["met"]]
         lines.append(f"| {t['target']} | {t['value']} | {t['op']} {t['threshold']} | {met} |")

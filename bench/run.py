@@ -106,7 +106,8 @@ def run_ceiling(ctx: Context) -> dict[str, Any]:
         "bench.ceiling",
         *("--models-dir", str(ctx.model.models_dir), "--name", ctx.model.name, "--version", str(ctx.model.version)),
         *("--device", a.device, "--threads", str(a.threads), "--texts", str(ctx.out / "texts.json")),
-        *("--batch-sizes", ",".join(map(str, ctx.plan.ceiling_batch_sizes)), "--repeats", str(ctx.plan.ceiling_repeats)),
+        *("--batch-sizes", ",".join(map(str, ctx.plan.ceiling_batch_sizes))),
+        *("--repeats", str(ctx.plan.ceiling_repeats)),
         *("--single", str(_single_count(ctx.plan)), "--out", str(ctx.out / "ceiling.json")),
         *(("--dtype", a.dtype) if a.dtype else ()),
     )
@@ -182,11 +183,18 @@ def drive(ctx: Context, server: Server, size: int, conc: int, requests: int) -> 
     )
     ctx.commands["loadgen"] = cmd
     before = _loadavg()
+    cpu_before = server.cpu_seconds()
     done = subprocess.run(cmd, env=_env(ctx), capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"load generator failed against {server.name}: {done.stderr[-2000:]}")
     result = json.loads(raw.read_text())
     result["loadavg"] = before
+    # CPU the server spent (every process and thread of it, warm-up requests included): on a
+    # shared machine sentences per CPU-second stays comparable when wall-clock rates drift.
+    cpu = server.cpu_seconds() - cpu_before
+    result["server_cpu_s"] = round(cpu, 3)
+    texts = result["ok_texts"] + result.get("warmup_texts", 0)
+    result["sentences_per_cpu_s"] = round(texts / cpu, 2) if cpu > 0 else None
     return result
 
 
@@ -213,7 +221,7 @@ def measure(ctx: Context, dtype: str | None) -> tuple[dict[str, Any], dict[str, 
     try:
         if "service" in wanted:
             common["service"] = service_server(ctx, ctx.args.dtype).start()
-            status, body = http_get(common["service"].port, "/health")
+            _, body = http_get(common["service"].port, "/health")
             served_dtype = json.loads(body).get("dtype", served_dtype)
         peer_dtype = served_dtype or dtype or "fp32"
         if "naive" in wanted:
@@ -360,6 +368,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs": runs,
         "padding": padding,
         "ratios": ratios,
+        "cpu_ratios": report.cpu_ratios(runs, ceiling),
         "targets": report.targets(ratios, runs, ceiling, padding),
     }
     json_path = out / "results.json"

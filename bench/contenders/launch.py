@@ -26,7 +26,7 @@ def free_port() -> int:
 
 def http_get(port: int, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
     try:
-        with urllib.request.urlopen(f"http://{HOST}:{port}{path}", timeout=timeout) as resp:  # noqa: S310
+        with urllib.request.urlopen(f"http://{HOST}:{port}{path}", timeout=timeout) as resp:
             return resp.status, resp.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
@@ -56,7 +56,8 @@ class Server:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.process.returncode}; log: {self.log_path}\n{self.tail()}")
+                code = self.process.returncode
+                raise RuntimeError(f"{self.name} exited with {code}; log: {self.log_path}\n{self.tail()}")
             try:
                 status, _ = http_get(self.port, self.health_path, timeout=2)
                 if status == 200:
@@ -66,6 +67,10 @@ class Server:
             time.sleep(0.25)
         self.stop()
         raise RuntimeError(f"{self.name} not ready after {timeout_s:.0f}s; log: {self.log_path}\n{self.tail()}")
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) of every live process in the server's group, all threads."""
+        return group_cpu_seconds(self.process.pid) if self.process is not None else 0.0
 
     def pause(self) -> None:
         """SIGSTOP the whole group: an idle server must not take CPU from the one being measured
@@ -105,6 +110,18 @@ class Server:
 
 def _suppress_lookup() -> contextlib.suppress:
     return contextlib.suppress(ProcessLookupError, PermissionError)
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the process ended while we looked
+        if int(fields[2]) == pgid:  # fields[0] is the state: pgrp is the 5th field of /proc/PID/stat
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def python_module(module: str, *args: str) -> list[str]:

@@ -57,7 +57,8 @@ class SentimentAPI(ls.LitAPI):
         logits = self.forward(ids, mask).astype(np.float64)
         z = np.exp(logits - logits.max(axis=1, keepdims=True))
         probs = z / z.sum(axis=1, keepdims=True)
-        rows = [{"label": self.labels[k], "score": float(p[k])} for p, k in zip(probs, probs.argmax(axis=1), strict=True)]
+        best = probs.argmax(axis=1)
+        rows = [{"label": self.labels[k], "score": float(p[k])} for p, k in zip(probs, best, strict=True)]
         out, start = [], 0
         for texts in x:
             out.append(rows[start : start + len(texts)])

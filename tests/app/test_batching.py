@@ -150,14 +150,18 @@ async def test_no_input_starves_under_a_stream_of_better_fitting_inputs(fake_mod
     long = await submit(batcher, ["L" * 300])
     fake_model.gate.set()
     await batcher.result(held)
-    # Keep feeding short inputs while the long one waits: it still gets served within the
-    # batches needed for the inputs queued before it (6 shorts -> at most 4 batches incl. it).
+    # Keep feeding better-fitting short inputs while the long one waits: the oldest input always
+    # rides in the next batch, so it is served right after the last input queued before it, long
+    # before the stream of 30 later shorts (15 batches) runs dry.
     late = [await submit(batcher, ["t" * 3]) for _ in range(30)]
     assert_answers(["L" * 300], await batcher.result(long))
     for ticket in first_shorts + late:
         await batcher.result(ticket)
-    served_at = next(i for i, b in enumerate(fake_model.batches) if "L" * 300 in b)
-    assert served_at <= 4
+    batches = fake_model.batches
+    served_at = next(i for i, b in enumerate(batches) if "L" * 300 in b)
+    last_older = max(i for i, b in enumerate(batches) if "s" * 3 in b)
+    assert served_at <= last_older + 1, [[t[:3] for t in b] for b in batches]
+    assert served_at <= 1 + len(first_shorts), [[t[:3] for t in b] for b in batches]
     await batcher.stop()
 
 
