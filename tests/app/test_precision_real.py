@@ -50,6 +50,7 @@ def _answers(client: TestClient, texts: list[str]) -> list[dict[str, Any]]:
 
 
 @pytest.mark.integration
+@pytest.mark.timeout(1200)  # includes training the shared fine-tuned model (~1 min idle, far more on a busy box)
 def test_auto_answers_match_fp32_labels_within_the_recorded_tolerance(
     clients: dict[str, TestClient], fine_tuned_model_dir: Path
 ) -> None:
