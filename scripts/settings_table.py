@@ -1,7 +1,7 @@
 """Print the README's configuration table from `app.core.config.Settings` (or check it is current).
 
-    python scripts/settings_table.py            # print the table
-    python scripts/settings_table.py --check    # exit 1 when README.md's table is stale
+python scripts/settings_table.py            # print the table
+python scripts/settings_table.py --check    # exit 1 when README.md's table is stale
 """
 
 from __future__ import annotations
