@@ -35,7 +35,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from app.core.config import padded_length
+from app.core.config import PAD_MULTIPLE, padded_length
 from app.errors import Cancelled, DeadlineExceeded, Draining, InferenceFailed, InputTooLong, QueueFull, ServiceError
 from app.metrics import Metrics
 from app.packing import grow_batch
@@ -70,6 +70,7 @@ class BatchPolicy:
     sort_window: int = 256
     queue_capacity: int = 2048
     max_padding_ratio: float | None = None  # None: fill to the budgets whatever the padding
+    pad_multiple: int = PAD_MULTIPLE  # batch width rounding (app.core.config.pad_multiple: 8 on CUDA, 1 on CPU)
 
 
 class Ticket:
@@ -335,7 +336,7 @@ class Batcher:
         ids = [t.ids[i] for t, i in items]
         lengths = [t.lengths[i] for t, i in items]
         real = sum(lengths)
-        padded = padded_length(max(lengths)) * len(items)
+        padded = padded_length(max(lengths), multiple=self.policy.pad_multiple) * len(items)
         model = items[0][0].model
         try:
             batch = model.collate(ids)
@@ -394,13 +395,16 @@ class Batcher:
     def _fits_whole(self, window: list[Item]) -> bool:
         p = self.policy
         longest = max(t.lengths[i] for t, i in window)
-        return len(window) <= p.max_batch_size and padded_length(longest) * len(window) <= p.max_batch_tokens
+        width = padded_length(longest, multiple=p.pad_multiple)
+        return len(window) <= p.max_batch_size and width * len(window) <= p.max_batch_tokens
 
     def _select(self, window: list[Item]) -> tuple[list[Item], list[Item]]:
         """Grow a batch around the oldest input (window[0]); see app/packing.py."""
         p = self.policy
         lengths = [t.lengths[i] for t, i in window]
-        picked = grow_batch(lengths, 0, p.max_batch_size, p.max_batch_tokens, p.max_padding_ratio)
+        picked = grow_batch(
+            lengths, 0, p.max_batch_size, p.max_batch_tokens, p.max_padding_ratio, multiple=p.pad_multiple
+        )
         chosen = [window[k] for k in picked]
         taken = set(picked)
         rest = [item for k, item in enumerate(window) if k not in taken]
@@ -440,7 +444,7 @@ class Batcher:
             ids = [t.ids[i] for t, i in live]
             job.batch = job.model.collate(ids)
             job.real_tokens = sum(map(len, ids))
-            job.padded_tokens = padded_length(max(map(len, ids))) * len(ids)
+            job.padded_tokens = padded_length(max(map(len, ids)), multiple=self.policy.pad_multiple) * len(ids)
         return expired
 
     def _forward(self, model: BatchModel, items: list[Item], batch: Any) -> np.ndarray:

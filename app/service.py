@@ -63,6 +63,7 @@ class Service:
                     sort_window=max(self.settings.sort_window, self.settings.max_batch_size),
                     queue_capacity=self.settings.queue_capacity,
                     max_padding_ratio=self.settings.resolved_padding_ratio(self.loaded.device),
+                    pad_multiple=classifier.pad_multiple,
                 ),
                 self.metrics,
                 thread_init=self._thread_init,

@@ -2,10 +2,11 @@
 
     python -m bench.precision [--models-dir models] [--name sentiment] [--threads 2] [--rounds 3]
 
-Each variant (fp32, bf16 as autocast, bf16 as bf16 weights, int8) wraps its own copy of the model
-with `app.model.precision.prepare_forward`, exactly as the service does. Over the dev split the
-script times length-sorted batches (the service sorts its queue window by length too) and
-single-text forwards, and compares every variant's predictions with fp32 (training/parity.py).
+Each variant (fp32, bf16 weights as the service runs it, bf16 autocast over fp32 weights for
+comparison, int8) wraps its own copy of the model with `app.model.precision.prepare_forward`,
+exactly as the service does. Over the dev split the script times length-sorted batches (the
+service sorts its queue window by length too) and single-text forwards, and compares every
+variant's predictions with fp32 (training/parity.py).
 `auto` is resolved the way `sentiment-serve` resolves it on this host, with the parity recorded
 for the model, and its throughput is reported as a ratio to fp32.
 
@@ -27,11 +28,11 @@ from typing import Any
 
 import numpy as np
 
-VARIANTS: dict[str, tuple[str, str]] = {  # name -> (dtype, cpu bf16 mode)
-    "fp32": ("fp32", "autocast"),
-    "bf16": ("bf16", "autocast"),
-    "bf16-weights": ("bf16", "weights"),
-    "int8": ("int8", "autocast"),
+VARIANTS: dict[str, tuple[str, str]] = {  # name -> (dtype, CPU bf16 mode); "bf16" is the service's mode
+    "fp32": ("fp32", "weights"),
+    "bf16": ("bf16", "weights"),
+    "bf16-autocast": ("bf16", "autocast"),
+    "int8": ("int8", "weights"),
 }
 
 
@@ -81,8 +82,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     torch.set_num_threads(args.threads)
     source = locate(Settings(models_dir=args.models_dir, name=args.name, version=args.version))
-    no_override = argparse.Namespace(data=None, dev_data=None, text_column=None, label_column=None)
-    texts, label_ids, data_info = dev_examples(source.manifest, no_override)
+    data_args = argparse.Namespace(data=None, dev_data=args.dev_data, text_column=None, label_column=None)
+    texts, label_ids, data_info = dev_examples(source.manifest, data_args)
     labels = np.asarray(label_ids)
     tokenizer = AutoTokenizer.from_pretrained(source.path)
     base = AutoModelForSequenceClassification.from_pretrained(source.path, use_safetensors=True).eval()
@@ -176,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--singles", type=int, default=200, help="texts timed one at a time for latency")
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"subset of {','.join(VARIANTS)}")
+    parser.add_argument("--dev-data", help="labelled file to use instead of the model's own dev split")
     parser.add_argument("--out", type=Path, default=Path("bench/results/precision.json"))
     args = parser.parse_args(argv)
     args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]

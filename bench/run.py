@@ -13,18 +13,21 @@ printed is the path of results.json.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench import report
 from bench.contenders.launch import Server, free_port, http_get, python_module
+from bench.cpugroup import open_group
 from bench.model import BenchModel, newest_published, publish_stand_in
 from bench.workload import WorkloadSpec, build_texts, request_bodies, write_texts
 
@@ -35,19 +38,21 @@ ROOT = Path(__file__).resolve().parents[1]
 class Plan:
     pool_size: int
     runs: dict[int, dict[int, int]]  # request size -> concurrency -> requests
-    ceiling_batch_sizes: tuple[int, ...]
-    ceiling_repeats: int
-    timeout_s: float  # per request, client side
+    ceiling_batch_sizes: tuple[int, ...] = (8, 16, 32, 64)
+    ceiling_budgets: tuple[int, ...] = (1024, 2048, 4096)  # padded tokens per batch
+    ceiling_repeats: int = 1
+    timeout_s: float = 300.0  # per request, client side
     warmup: int = 8  # untimed requests before each measurement (at most one per connection)
 
 
 PLANS = {
-    # ~1 minute on an idle 2-core machine: the three points the targets are defined at.
-    "quick": Plan(512, {1: {1: 24, 64: 192}, 32: {16: 24}}, (32, 64), 1, 300.0, 4),
+    # The three points the targets are defined at; a few minutes on an idle 2-core machine.
+    "quick": Plan(512, {1: {1: 24, 64: 192}, 32: {16: 24}}, (16, 64), (1024, 2048), 1, 300.0, 4),
     "full": Plan(
         2048,
         {1: {1: 64, 16: 256, 64: 512, 256: 1024}, 32: {1: 12, 16: 48, 64: 128, 256: 512}},
-        (16, 32, 64, 128),
+        (8, 16, 32, 64, 128),
+        (512, 1024, 2048, 4096),
         2,
         900.0,
     ),
@@ -67,6 +72,11 @@ class Context:
     env: dict[str, str]
     bodies: dict[int, Path] = field(default_factory=dict)
     commands: dict[str, list[str]] = field(default_factory=dict)
+    preexec: Callable[[], None] | None = None  # joins the CPU cgroup, when there is one
+
+
+def _module(ctx: Context, module: str, *args: str) -> list[str]:
+    return python_module(module, *args, nice=ctx.args.nice)
 
 
 def _loadavg() -> list[float]:
@@ -100,26 +110,32 @@ def _single_count(plan: Plan) -> int:
     return plan.runs.get(1, {}).get(1, 32)
 
 
-def run_ceiling(ctx: Context) -> dict[str, Any]:
+def ceiling_server(ctx: Context) -> Server:
+    """The ceiling process: sweeps the batchings at start, then answers /pass next to each run."""
     a = ctx.args
-    cmd = python_module(
+    port = free_port()
+    cmd = _module(
+        ctx,
         "bench.ceiling",
         *("--models-dir", str(ctx.model.models_dir), "--name", ctx.model.name, "--version", str(ctx.model.version)),
         *("--device", a.device, "--threads", str(a.threads), "--texts", str(ctx.out / "texts.json")),
         *("--batch-sizes", ",".join(map(str, ctx.plan.ceiling_batch_sizes))),
+        *("--token-budgets", ",".join(map(str, ctx.plan.ceiling_budgets))),
         *("--repeats", str(ctx.plan.ceiling_repeats)),
         *("--single", str(_single_count(ctx.plan)), "--out", str(ctx.out / "ceiling.json")),
         *(("--dtype", a.dtype) if a.dtype else ()),
+        *("--serve-port", str(port)),
     )
     ctx.commands["ceiling"] = cmd
-    log = ctx.out / "logs" / "ceiling.log"
-    with log.open("wb") as fh:
-        done = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=_env(ctx), check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"ceiling failed ({done.returncode}); see {log}")
-    result = json.loads((ctx.out / "ceiling.json").read_text())
-    result["loadavg"] = _loadavg()
-    return result
+    return Server("ceiling", cmd, port, "/health", ctx.out / "logs" / "ceiling.log", ctx.env, ctx.preexec)
+
+
+def ceiling_pass(ctx: Context, server: Server, single: bool) -> dict[str, Any]:
+    before = _loadavg()
+    status, body = http_get(server.port, "/pass" + (f"?single={_single_count(ctx.plan)}" if single else ""), 900)
+    if status != 200:
+        raise RuntimeError(f"ceiling pass answered {status}: {body[:200]!r}")
+    return {**json.loads(body), "errors": 0, "loadavg": before}
 
 
 def _env(ctx: Context) -> dict[str, str]:
@@ -132,7 +148,8 @@ def service_server(ctx: Context, dtype: str | None) -> Server:
     a, m = ctx.args, ctx.model
     port = free_port()
     max_inputs = max(size * conc for size, by_conc in ctx.plan.runs.items() for conc in by_conc)
-    cmd = python_module(
+    cmd = _module(
+        ctx,
         "app.cli",
         *("--models-dir", str(m.models_dir), "--name", m.name, "--model-version", str(m.version)),
         *("--host", "127.0.0.1", "--port", str(port), "--device", a.device, "--torch-threads", str(a.threads)),
@@ -144,38 +161,41 @@ def service_server(ctx: Context, dtype: str | None) -> Server:
         *a.service_arg,
     )
     ctx.commands["service"] = cmd
-    return Server("service", cmd, port, "/health", ctx.out / "logs" / "service.log", ctx.env)
+    return Server("service", cmd, port, "/health", ctx.out / "logs" / "service.log", ctx.env, ctx.preexec)
 
 
 def naive_server(ctx: Context, dtype: str) -> Server:
     a = ctx.args
     port = free_port()
-    cmd = python_module(
+    cmd = _module(
+        ctx,
         "bench.contenders.naive",
         *("--model-dir", str(ctx.model.path), "--port", str(port), "--device", a.device),
         *("--dtype", dtype, "--threads", str(a.threads)),
     )
     ctx.commands["naive"] = cmd
-    return Server("naive", cmd, port, "/health", ctx.out / "logs" / "naive.log", ctx.env)
+    return Server("naive", cmd, port, "/health", ctx.out / "logs" / "naive.log", ctx.env, ctx.preexec)
 
 
 def peer_server(ctx: Context, dtype: str, size: int) -> Server:
     a = ctx.args
     port = free_port()
     batch, timeout = ctx.args.peer_config.get(size, PEER_CONFIG.get(size, (16, 0.005)))
-    cmd = python_module(
+    cmd = _module(
+        ctx,
         "bench.contenders.peer",
         *("--model-dir", str(ctx.model.path), "--port", str(port), "--device", a.device),
         *("--dtype", dtype, "--threads", str(a.threads)),
         *("--max-batch-size", str(batch), "--batch-timeout", str(timeout), "--timeout", str(ctx.plan.timeout_s)),
     )
     ctx.commands[f"peer_{size}"] = cmd
-    return Server("peer", cmd, port, "/health", ctx.out / "logs" / f"peer-{size}.log", ctx.env)
+    return Server("peer", cmd, port, "/health", ctx.out / "logs" / f"peer-{size}.log", ctx.env, ctx.preexec)
 
 
 def drive(ctx: Context, server: Server, size: int, conc: int, requests: int) -> dict[str, Any]:
     raw = ctx.out / "raw" / f"{server.name}-{size}x{conc}.json"
-    cmd = python_module(
+    cmd = _module(
+        ctx,
         "bench.loadgen",
         *("--port", str(server.port), "--bodies", str(ctx.bodies[size]), "--concurrency", str(conc)),
         *("--requests", str(requests), "--warmup", str(ctx.plan.warmup), "--timeout", str(ctx.plan.timeout_s)),
@@ -184,7 +204,7 @@ def drive(ctx: Context, server: Server, size: int, conc: int, requests: int) -> 
     ctx.commands["loadgen"] = cmd
     before = _loadavg()
     cpu_before = server.cpu_seconds()
-    done = subprocess.run(cmd, env=_env(ctx), capture_output=True, text=True, check=False)
+    done = subprocess.run(cmd, env=_env(ctx), capture_output=True, text=True, check=False, preexec_fn=ctx.preexec)
     if done.returncode != 0:
         raise RuntimeError(f"load generator failed against {server.name}: {done.stderr[-2000:]}")
     result = json.loads(raw.read_text())
@@ -210,14 +230,20 @@ def scrape_tokens(port: int) -> tuple[float, float]:
     return values["sentiment_padded_tokens_total"], values["sentiment_real_tokens_total"]
 
 
-def measure(ctx: Context, dtype: str | None) -> tuple[dict[str, Any], dict[str, Any], str | None]:
-    """Every contender at every (size, concurrency); returns runs, padding and the service's dtype."""
+def measure(
+    ctx: Context, dtype: str | None, ceiling: Server | None
+) -> tuple[dict[str, Any], dict[str, Any], str | None]:
+    """Every contender at every (size, concurrency); returns runs, padding and the service's dtype.
+
+    At each load point the ceiling repeats its best pass first, then each contender runs; everything
+    not being measured is paused, so it neither takes CPU nor drifts out of step.
+    """
     wanted = ctx.args.contenders
     runs: dict[str, Any] = {}
     padding: dict[str, Any] = {}
     totals = [0.0, 0.0]
     served_dtype = dtype
-    common: dict[str, Server] = {}
+    common: dict[str, Server] = {"ceiling": ceiling} if ceiling is not None else {}
     try:
         if "service" in wanted:
             common["service"] = service_server(ctx, ctx.args.dtype).start()
@@ -235,15 +261,19 @@ def measure(ctx: Context, dtype: str | None) -> tuple[dict[str, Any], dict[str, 
                 for server in servers.values():
                     server.pause()
                 for conc, requests in by_conc.items():
-                    for name in report.CONTENDERS:
-                        if name in servers:
-                            servers[name].resume()
-                            try:
+                    for name in ("ceiling", *report.CONTENDERS):
+                        if name not in servers:
+                            continue
+                        servers[name].resume()
+                        try:
+                            if name == "ceiling":
+                                result = ceiling_pass(ctx, servers[name], single=(size, conc) == (1, 1))
+                            else:
                                 result = drive(ctx, servers[name], size, conc, requests)
-                            finally:
-                                servers[name].pause()
-                            runs.setdefault(str(size), {}).setdefault(name, {})[str(conc)] = result
-                            print(f"{size:>3} texts c={conc:<4} {name:<8} {_line(result)}", file=sys.stderr)
+                        finally:
+                            servers[name].pause()
+                        runs.setdefault(str(size), {}).setdefault(name, {})[str(conc)] = result
+                        print(f"{size:>3} texts c={conc:<4} {name:<8} {_line(result)}", file=sys.stderr)
                 if before is not None:
                     servers["service"].resume()
                     after = scrape_tokens(servers["service"].port)
@@ -262,6 +292,8 @@ def measure(ctx: Context, dtype: str | None) -> tuple[dict[str, Any], dict[str, 
 
 
 def _line(r: dict[str, Any]) -> str:
+    if "p50_ms" not in r:  # a ceiling pass
+        return f"{r['sentences_per_s']:8.1f} sent/s  (forward only)  load {r['loadavg'][0]}"
     return (
         f"{r['sentences_per_s']:8.1f} sent/s  p50 {r['p50_ms']:8.1f}  p99 {r['p99_ms']:8.1f} ms  "
         f"errors {r['errors']}  load {r['loadavg'][0]}"
@@ -304,6 +336,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--omp-wait-policy", default="PASSIVE", help="OMP_WAIT_POLICY for every contender ('' leaves it unset)"
     )
+    parser.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        help="run every contender, the ceiling and the client under `nice -n N` (negative: priority over "
+        "other work on a shared machine; needs root)",
+    )
+    parser.add_argument(
+        "--cpu-shares",
+        type=int,
+        default=0,
+        help="run every process in one CPU cgroup with this cpu.shares (1024 = one ordinary process); "
+        "offers each contender the same share of a shared machine whatever its thread count (bench/cpugroup.py)",
+    )
     parser.add_argument("--contenders", default="ceiling,service,peer,naive", type=lambda s: s.split(","))
     parser.add_argument("--runs", type=_parse_runs, default=None, help="override: '1:1x24,64x192;32:16x24'")
     parser.add_argument("--pool-size", type=int, default=None)
@@ -320,28 +366,32 @@ def main(argv: list[str] | None = None) -> int:
     args.peer_config = _parse_peer(args.peer_config)
     plan = PLANS[args.mode]
     if args.runs is not None or args.pool_size is not None:
-        plan = Plan(
-            args.pool_size or plan.pool_size,
-            args.runs or plan.runs,
-            plan.ceiling_batch_sizes,
-            plan.ceiling_repeats,
-            plan.timeout_s,
-            plan.warmup,
-        )
+        plan = dataclasses.replace(plan, pool_size=args.pool_size or plan.pool_size, runs=args.runs or plan.runs)
     started = dt.datetime.now().astimezone()
     out = args.out_dir or ROOT / "bench" / "results" / f"{started:%Y%m%d-%H%M%S}-{args.mode}"
     for sub in ("logs", "raw"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     env = {"OMP_WAIT_POLICY": args.omp_wait_policy} if args.omp_wait_policy else {}
     model = _pick_model(args, out)
-    ctx = Context(args, plan, out, model, env)
+    group, group_note = open_group(args.cpu_shares)
+    ctx = Context(args, plan, out, model, env, preexec=group.joiner() if group else None)
     _prepare_workload(ctx)
     load_before = _loadavg()
     clock = time.perf_counter()
-
-    ceiling = run_ceiling(ctx) if "ceiling" in args.contenders else None
-    dtype = ceiling["dtype"] if ceiling is not None else args.dtype
-    runs, padding, served_dtype = measure(ctx, dtype)
+    ceiling_proc = ceiling_server(ctx) if "ceiling" in args.contenders else None
+    try:
+        ceiling = None
+        if ceiling_proc is not None:
+            ceiling_proc.start(timeout_s=3600)  # the batching sweep runs before it answers /health
+            ceiling = {**json.loads((out / "ceiling.json").read_text()), "loadavg": _loadavg()}
+            ceiling_proc.pause()
+        dtype = ceiling["dtype"] if ceiling is not None else args.dtype
+        runs, padding, served_dtype = measure(ctx, dtype, ceiling_proc)
+    finally:
+        if ceiling_proc is not None:
+            ceiling_proc.stop()
+        if group is not None:
+            group.close()
     if ceiling is not None and served_dtype is not None and served_dtype != ceiling["dtype"]:
         raise RuntimeError(f"the service runs {served_dtype} but the ceiling ran {ceiling['dtype']}")
 
@@ -357,6 +407,8 @@ def main(argv: list[str] | None = None) -> int:
             "dtype_requested": args.dtype or "service default",
             "threads": args.threads,
             "omp_wait_policy": args.omp_wait_policy or "unset",
+            "nice": args.nice,
+            "cpu_group": group_note,
             "cpus": os.cpu_count(),
             "loadavg_before": load_before,
             "loadavg_after": _loadavg(),

@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--pool-size", type=int, default=512)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--nice", type=int, default=0, help="as bench.run --nice")
     parser.add_argument("--sizes", default="1,32", type=lambda s: [int(x) for x in s.split(",")])
     parser.add_argument("--out-dir", type=Path, default=ROOT / "bench" / "results" / "tune-peer")
     args = parser.parse_args(argv)
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out_dir
     for sub in ("logs", "raw"):
         (out / sub).mkdir(parents=True, exist_ok=True)
-    plan = Plan(args.pool_size, {s: {POINTS[s][0]: POINTS[s][1]} for s in args.sizes}, (), 1, 300.0, 4)
+    plan = Plan(args.pool_size, {s: {POINTS[s][0]: POINTS[s][1]} for s in args.sizes}, warmup=4)
     ctx = Context(args, plan, out, _pick_model(args, out), {"OMP_WAIT_POLICY": "PASSIVE"})
     _prepare_workload(ctx)
     sweep: dict[str, list[dict[str, object]]] = {}

@@ -1,9 +1,10 @@
 """The fixed workload: real Rotten Tomatoes snippets mixed with longer texts, cut into requests.
 
 Every contender sees the same request bodies in the same order, so differences come from the
-servers, not the inputs. Most texts are single snippets (a few to ~70 tokens); a fraction are
-several snippets joined, so lengths reach the model's 512-token limit (the longest get truncated,
-as any real traffic with long reviews would be).
+servers, not the inputs. Most texts are single snippets (a few to ~70 tokens); 10% are 2 to 20
+snippets joined, the count drawn log-uniformly so every length scale up to the model's 512-token
+limit is equally represented (the longest get truncated, as real traffic with long reviews would).
+Although few, the long texts carry about half of the tokens.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import bz2
 import csv
 import json
+import math
 import random
 import re
 from collections.abc import Iterator
@@ -26,7 +28,7 @@ _SPACES = re.compile(r"\s+")
 @dataclass(frozen=True)
 class WorkloadSpec:
     pool_size: int = 2048  # distinct texts; requests cycle through them
-    long_fraction: float = 0.15  # share of texts made of several joined snippets
+    long_fraction: float = 0.10  # share of texts made of several joined snippets
     max_join: int = 20  # ~27 tokens a snippet: 20 joined pass the 512-token limit
     seed: int = 0
 
@@ -54,7 +56,7 @@ def build_texts(spec: WorkloadSpec, snippets: list[str] | None = None) -> list[s
     texts = []
     for _ in range(spec.pool_size):
         if rng.random() < spec.long_fraction:
-            count = rng.randint(2, spec.max_join)
+            count = round(math.exp(rng.uniform(math.log(2), math.log(spec.max_join))))
             texts.append(" ".join(rng.choice(pool) for _ in range(count)))
         else:
             texts.append(rng.choice(pool))

@@ -125,7 +125,7 @@ def measure(
     `model` stays fp32 (each precision runs on a deep copy). A precision that cannot run here is
     logged and left out: the service never picks an unmeasured precision on its own.
     """
-    from app.model.precision import prepare_forward
+    from app.model.precision import method, prepare_forward
 
     keep = subsample(len(texts))
     texts = [texts[i] for i in keep]
@@ -148,7 +148,11 @@ def measure(
             continue
         finally:
             del candidate
-        results[precision] = {**compare(reference, logits, labels, temperature), "device": device.split(":")[0]}
+        results[precision] = {
+            **compare(reference, logits, labels, temperature),
+            "device": device.split(":")[0],
+            "method": method(device, precision),  # type: ignore[arg-type]
+        }
     return results
 
 

@@ -72,7 +72,7 @@ def _data_config(manifest: dict[str, Any], args: argparse.Namespace) -> Any:
         knobs["data"] = args.data or args.dev_data
         if args.dev_data is not None:
             knobs["dev_data"] = args.dev_data
-        for key in ("text_column", "label_column"):
+        for key in ("text_column", "label_column", "dev_fraction", "test_fraction"):
             if trained.get(key) is not None:
                 knobs[key] = trained[key]
     for key in ("text_column", "label_column"):

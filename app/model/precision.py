@@ -23,9 +23,21 @@ Forward = Callable[[torch.Tensor, torch.Tensor], np.ndarray]
 CpuBf16 = Literal["autocast", "weights"]
 
 _TORCH_DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-# Measured with bench/precision.py (docs/performance.md, "Precision"): on an AVX512-BF16 CPU casting
-# the weights to bf16 and autocast agree equally with fp32; see there for which one is faster.
-DEFAULT_CPU_BF16: CpuBf16 = "autocast"
+# Measured with bench/precision.py (docs/performance.md, "Precision"): on an AVX512-BF16 CPU bf16
+# weights agree with fp32 as often as autocast does, run as fast or faster (autocast re-casts every
+# fp32 weight on every forward pass) and halve the weight memory.
+DEFAULT_CPU_BF16: CpuBf16 = "weights"
+
+
+def method(device: str, dtype: Dtype, cpu_bf16: CpuBf16 = DEFAULT_CPU_BF16) -> str:
+    """How `dtype` is run on `device`, in words (recorded with parity measurements and shown in /v1/models)."""
+    if dtype == "fp32":
+        return "fp32"
+    if device.startswith("cuda") or dtype == "fp16":
+        return f"{dtype} weights"
+    if dtype == "int8":
+        return "int8 dynamic quantisation of Linear layers (per-channel weights, per-batch activations)"
+    return "bf16 weights" if cpu_bf16 == "weights" else "bf16 autocast over fp32 weights"
 
 
 def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
@@ -61,7 +73,7 @@ def prepare_forward(model: torch.nn.Module, device: str, dtype: Dtype, cpu_bf16:
     elif dtype == "bf16" and cpu_bf16 == "weights":
         model.to(device="cpu", dtype=torch.bfloat16)
     else:
-        # fp32 weights; bf16 runs as autocast so layer norms and softmax stay fp32.
+        # fp32 weights; bf16 autocast keeps layer norms and softmax in fp32 (the alternative mode).
         model.to(device="cpu", dtype=torch.float32)
         autocast_dtype = torch.bfloat16 if dtype == "bf16" else None
 

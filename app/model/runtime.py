@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from app.batching import OutOfMemory, Tokenized
-from app.core.config import padded_length
+from app.core.config import pad_multiple, padded_length
 from app.model.loader import LoadedModel
 from app.model.precision import is_out_of_memory, release_cached_memory
 
@@ -21,6 +21,7 @@ class TextClassifier:
         self._cap = loaded.position_limit
         self._device = torch.device(loaded.device)
         self._on_gpu = loaded.device.startswith("cuda")
+        self.pad_multiple = pad_multiple(loaded.device)
         self._forward = loaded.forward
 
     def tokenize(self, texts: Sequence[str]) -> Tokenized:
@@ -30,8 +31,8 @@ class TextClassifier:
         return Tokenized(ids=ids, lengths=[len(x) for x in ids], truncated=[bool(e.overflowing) for e in encodings])
 
     def collate(self, ids: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Pad to the batch's longest input rounded up to a multiple of 8 (never past the position limit)."""
-        width = padded_length(max(len(x) for x in ids), self._cap)
+        """Pad to the batch's longest input, rounded up to `pad_multiple` (never past the position limit)."""
+        width = padded_length(max(len(x) for x in ids), self._cap, self.pad_multiple)
         input_ids = np.full((len(ids), width), self._pad_id, dtype=np.int64)
         mask = np.zeros((len(ids), width), dtype=np.int64)
         for row, seq in enumerate(ids):

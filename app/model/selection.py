@@ -11,6 +11,7 @@ still refuses it in favour of fp32.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from app.core.config import Dtype, DtypeChoice, Settings
 from app.model.hardware import CpuFeatures, cpu_features, cuda_bf16_supported, host_fingerprint
 from app.model.loader import ModelLoadError
+from app.model.precision import method
 from training.parity_store import ParityRecords, read_records
 from training.store import ModelStore
 
@@ -38,6 +40,7 @@ class PrecisionChoice:
     parity: dict[str, Any] | None = None  # the record that admitted `dtype` (None for fp32 / unmeasured)
     hardware: str = ""
     records: dict[str, dict[str, Any]] = field(default_factory=dict)  # every record in force, with its source
+    method: str = ""  # how dtype runs on the device (app.model.precision.method)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -47,6 +50,7 @@ class PrecisionChoice:
             "skipped": list(self.skipped),
             "parity": self.parity,
             "hardware": self.hardware,
+            "method": self.method,
         }
 
 
@@ -116,9 +120,10 @@ def log_choice(choice: PrecisionChoice, device: str, problems: list[str]) -> Non
             f"max probability difference {p['max_prob_diff']:.4f} (from {p['source']})"
         )
     log.info(
-        "precision: requested %s -> %s on %s [%s]%s",
+        "precision: requested %s -> %s (%s) on %s [%s]%s",
         choice.requested,
         choice.dtype,
+        choice.method or choice.dtype,
         device,
         choice.hardware,
         measured,
@@ -133,8 +138,14 @@ def resolve_precision(settings: Settings, source: ModelSource, device: str) -> P
     proposed = candidates(settings.dtype, device, cpu, cuda_bf16)
     fingerprint = host_fingerprint(device, cpu)
     records = read_records(ModelStore(settings.models_dir), source.name, source.version, source.manifest, fingerprint)
-    hardware = f"{'GPU bf16' if cuda_bf16 else 'GPU'}" if on_gpu else cpu.describe()
+    hardware = cpu.describe()
+    if on_gpu:
+        import torch
+
+        gpu = torch.cuda.get_device_name(torch.device(device).index or 0)
+        hardware = f"{gpu} ({'bf16' if cuda_bf16 else 'no bf16'})"
     choice = choose(settings.dtype, proposed, records, settings.min_precision_agreement, f"{hardware}, {fingerprint}")
+    choice = dataclasses.replace(choice, method=method(device, choice.dtype))
     if not on_gpu and choice.dtype == "bf16" and not cpu.native_bf16:
         log.warning("this CPU has no native bf16 (avx512_bf16/amx_bf16): bf16 is emulated and likely slower than fp32")
     log_choice(choice, device, records.problems)

@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +41,7 @@ class Server:
     health_path: str
     log_path: Path
     env: dict[str, str] = field(default_factory=dict)
+    preexec: Callable[[], None] | None = None  # e.g. join the run's CPU cgroup (bench/cpugroup.py)
     process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout_s: float = 300.0) -> Server:
@@ -50,7 +52,7 @@ class Server:
         log = self.log_path.open("wb")
         # A new session so stop() can end the whole group (LitServe runs worker processes).
         self.process = subprocess.Popen(
-            self.command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            self.command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True, preexec_fn=self.preexec
         )
         log.close()
         deadline = time.monotonic() + timeout_s
@@ -124,5 +126,7 @@ def group_cpu_seconds(pgid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def python_module(module: str, *args: str) -> list[str]:
-    return [sys.executable, "-m", module, *args]
+def python_module(module: str, *args: str, nice: int = 0) -> list[str]:
+    """`python -m module args`, under `nice -n` when asked (every process of a run gets the same)."""
+    prefix = ["nice", "-n", str(nice)] if nice else []
+    return [*prefix, sys.executable, "-m", module, *args]

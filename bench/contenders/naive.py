@@ -20,8 +20,11 @@ from typing import Any
 
 
 def precision_context(model: Any, device: str, dtype: str) -> Callable[[], AbstractContextManager[Any]]:
-    """Put `model` in `dtype` the way a pipeline user would; returns the context each call runs in."""
+    """Put `model` in `dtype` as the service does (app/model/precision.py); returns the context each
+    pipeline call runs in. The pipeline keeps the model object, so this adapts it in place."""
     import torch
+
+    from app.model import precision
 
     on_gpu = device.startswith("cuda")
     if dtype == "fp32":
@@ -29,11 +32,13 @@ def precision_context(model: Any, device: str, dtype: str) -> Callable[[], Abstr
     if dtype in ("bf16", "fp16") and on_gpu:
         model.to(dtype=torch.bfloat16 if dtype == "bf16" else torch.float16)
         return contextlib.nullcontext
+    if dtype == "bf16" and getattr(precision, "DEFAULT_CPU_BF16", "autocast") == "weights":
+        model.to(dtype=torch.bfloat16)
+        return contextlib.nullcontext
     if dtype == "bf16":
-        # Same numerics as the service on CPU: fp32 weights, bf16 autocast.
-        return lambda: torch.autocast("cpu", dtype=torch.bfloat16)
+        return lambda: torch.autocast("cpu", dtype=torch.bfloat16)  # fp32 weights, bf16 matmuls
     if dtype == "int8" and not on_gpu:
-        torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+        precision.quantize_int8(model)
         return contextlib.nullcontext
     raise SystemExit(f"naive contender: unsupported dtype {dtype!r} on {device}")
 

@@ -35,13 +35,28 @@ def test_neighbours_with_least_padding_are_taken() -> None:
 
 
 def test_padding_ratio_stops_growth_once_min_fill_is_reached() -> None:
-    lengths = [10] * 8 + [64] * 8
+    lengths = [20] * 8 + [64] * 8
     unlimited = grow_batch(lengths, anchor=0, max_size=16, max_tokens=10_000)
     assert len(unlimited) == 16
     packed = grow_batch(lengths, anchor=0, max_size=16, max_tokens=10_000, max_padding_ratio=1.3)
-    assert sorted(lengths[i] for i in packed) == [10] * 8
-    small_fill = grow_batch(lengths[:2] + [64] * 8, anchor=0, max_size=16, max_tokens=10_000, max_padding_ratio=1.3)
-    assert len(small_fill) >= 8  # below min_fill (8) the ratio does not stop growth
+    assert sorted(lengths[i] for i in packed) == [20] * 8
+    # Below min_fill (8 inputs) and min_fill_tokens (128) the ratio does not stop growth: 10 + 10 + 64 + 64 > 128.
+    small_fill = grow_batch([10, 10] + [64] * 8, anchor=0, max_size=16, max_tokens=10_000, max_padding_ratio=1.3)
+    assert sorted([10, 10, 64, 64, 64, 64, 64, 64, 64, 64][i] for i in small_fill) == [10, 10, 64, 64]
+
+
+def test_a_long_anchor_is_enough_work_alone() -> None:
+    # A 400-token input already fills a batch: it must not drag short inputs up to its length.
+    lengths = [400] + [20] * 30
+    picked = grow_batch(lengths, anchor=0, max_size=64, max_tokens=100_000, max_padding_ratio=1.1)
+    assert picked == [0]
+    assert len(grow_batch(lengths, anchor=1, max_size=64, max_tokens=100_000, max_padding_ratio=1.1)) == 30
+
+
+def test_width_rounding_counts_against_the_token_budget() -> None:
+    lengths = [9] * 10
+    assert len(grow_batch(lengths, anchor=0, max_size=64, max_tokens=90, multiple=1)) == 10
+    assert len(grow_batch(lengths, anchor=0, max_size=64, max_tokens=90, multiple=8)) == 5  # 16 x 5 = 80
 
 
 def test_ratio_limit_keeps_padding_low_on_mixed_lengths() -> None:

@@ -77,7 +77,7 @@ def test_auto_refuses_a_precision_below_the_bound_and_says_so(
         dtype, model, _ = served(make_client(models_dir=version.parent.parent))
     assert dtype == "int8"
     assert "bf16: recorded agreement 0.9000 with fp32 is below min_precision_agreement 0.99" in caplog.text
-    assert "precision: requested auto -> int8 on cpu" in caplog.text
+    assert "precision: requested auto -> int8 (int8 dynamic quantisation" in caplog.text
     assert model["precision"]["skipped"][0].startswith("bf16: recorded agreement 0.9000")
 
     dtype, _, _ = served(make_client(models_dir=version.parent.parent, min_precision_agreement=0.999))
