@@ -57,7 +57,7 @@ class TrainConfig:
     seed: int = _knob(42, "random seed (data order, head initialisation, dropout)")
     precision: str = _knob("auto", "auto (bf16/fp16 on GPU, fp32 on CPU), fp32, bf16 or fp16", choices=PRECISIONS)
     use_cpu: bool = _knob(False, "train on the CPU even when a GPU is present")
-    threads: int | None = _knob(None, "torch CPU threads (default: torch's choice)")
+    threads: int | None = _knob(None, "torch CPU threads (default: torch's choice, 1 when the CPU is already busy)")
     dataloader_workers: int = _knob(0, "DataLoader worker processes")
     # ---- run and output ----------------------------------------------------------------
     models_dir: Path = field(default=Path("models"), metadata={"help": "model store root"})

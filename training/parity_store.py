@@ -92,6 +92,11 @@ class ParityRecords:
     def merged(self) -> dict[str, dict[str, Any]]:
         return {p: {**e, "source": self.origins[p]} for p, e in self.entries.items()}
 
+    def drop(self, precision: str, reason: str) -> None:
+        """Stop trusting one record, remembering why."""
+        self.problems.append(f"{self.origins.pop(precision)}: {precision}: {reason}")
+        del self.entries[precision]
+
 
 def _add(records: ParityRecords, table: Any, origin: str) -> None:
     if table is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -74,6 +75,24 @@ def _unsort(rows: np.ndarray, order: np.ndarray) -> np.ndarray:
 
 def _cuda(config: TrainConfig) -> bool:
     return torch.cuda.is_available() and not config.use_cpu
+
+
+def cpu_threads(requested: int | None, default: int, cores: int, load: float | None = None) -> int:
+    """Torch threads for CPU training: the requested number, else torch's default unless the CPU is busy.
+
+    When every core is already taken (1-minute load >= cores), intra-op threads wait for each other
+    at every operator while the scheduler runs other processes; measured here with 2 threads on 2
+    busy cores: ~10 s per step against ~2.5 s with one thread. One thread then trains faster.
+    """
+    if requested:
+        return requested
+    load = os.getloadavg()[0] if load is None else load
+    if default > 1 and load >= cores:
+        log.warning(
+            "the CPU is busy (load %.1f on %d cores): training with 1 thread (--threads overrides)", load, cores
+        )
+        return 1
+    return default
 
 
 def _precision(config: TrainConfig) -> str:
@@ -195,8 +214,8 @@ def _tidy_run_dir(run_dir: Path, identity: dict[str, Any], keep: str | None) -> 
 
 
 def fine_tune(config: TrainConfig, data: PreparedData) -> FineTuned:
-    if config.threads:
-        torch.set_num_threads(config.threads)
+    if not _cuda(config):
+        torch.set_num_threads(cpu_threads(config.threads, torch.get_num_threads(), os.cpu_count() or 1))
     precision = _precision(config)
     run_dir = config.resolved_run_dir
     args = training_arguments(config, run_dir, precision)

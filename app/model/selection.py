@@ -130,6 +130,14 @@ def log_choice(choice: PrecisionChoice, device: str, problems: list[str]) -> Non
     )
 
 
+def drop_other_methods(records: ParityRecords, device: str) -> None:
+    """A record measured with another method (e.g. bf16 autocast) says nothing about how we run it now."""
+    for precision in [p for p in records.entries if p in ("bf16", "fp16", "int8")]:
+        recorded, runs = records.entries[precision].get("method"), method(device, precision)  # type: ignore[arg-type]
+        if recorded is not None and recorded != runs:
+            records.drop(precision, f"measured as {recorded!r}, but this service runs {runs!r}; re-measure it")
+
+
 def resolve_precision(settings: Settings, source: ModelSource, device: str) -> PrecisionChoice:
     """This host's candidates for `settings.dtype`, judged by the parity recorded for `source`."""
     cpu = cpu_features()
@@ -138,6 +146,7 @@ def resolve_precision(settings: Settings, source: ModelSource, device: str) -> P
     proposed = candidates(settings.dtype, device, cpu, cuda_bf16)
     fingerprint = host_fingerprint(device, cpu)
     records = read_records(ModelStore(settings.models_dir), source.name, source.version, source.manifest, fingerprint)
+    drop_other_methods(records, device)
     hardware = cpu.describe()
     if on_gpu:
         import torch

@@ -11,7 +11,7 @@ import pytest
 
 from app.model.hardware import CpuFeatures, host_fingerprint, parse_cpuinfo
 from app.model.loader import ModelLoadError
-from app.model.selection import candidates, choose
+from app.model.selection import candidates, choose, drop_other_methods
 from training.parity_store import ParityRecords, read_records, sidecar_path, write_sidecar
 from training.store import ModelStore
 
@@ -153,3 +153,24 @@ def test_host_fingerprint_follows_the_kernel_relevant_flags_only() -> None:
     assert genoa.startswith("cpu-") and genoa == host_fingerprint("cpu", cpu(EPYC_GENOA))
     assert genoa == host_fingerprint("cpu", cpu(EPYC_GENOA.replace("fpu ", "fpu hypervisor ")))
     assert genoa != host_fingerprint("cpu", cpu(EPYC_GENOA.replace(" avx512_bf16", "")))
+
+
+def test_records_measured_with_another_method_are_not_trusted() -> None:
+    found = ParityRecords(
+        entries={
+            "bf16": {**record(0.999), "method": "bf16 autocast over fp32 weights"},  # not how bf16 runs now
+            "int8": {
+                **record(0.999),
+                "method": "int8 dynamic quantisation of Linear layers (per-channel weights, per-batch activations)",
+            },
+            "fp16": record(0.999),  # no method recorded: the contract does not require one
+        },
+        origins={"bf16": "manifest", "int8": "manifest", "fp16": "manifest"},
+    )
+    drop_other_methods(found, "cpu")
+    assert sorted(found.entries) == ["fp16", "int8"]
+    assert found.problems == [
+        "manifest: bf16: measured as 'bf16 autocast over fp32 weights', but this service runs 'bf16 weights'; "
+        "re-measure it"
+    ]
+    assert choose("auto", ["bf16", "int8", "fp32"], found, 0.99).dtype == "int8"
