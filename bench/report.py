@@ -17,6 +17,10 @@ TARGETS: list[tuple[str, int, int, str, float]] = [
 ]
 PADDING_LIMIT = 1.15
 LONE_CLIENT_LIMIT = 1.5
+# The GPU goal (bench/gpu.py): 32-text requests at these concurrencies.
+GPU_POINTS = (64, 256)
+GPU_RATE = 20_000.0
+GPU_CEILING_SHARE = 0.8
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -61,7 +65,10 @@ def targets(
     runs: dict[str, dict[str, dict[str, dict[str, Any]]]],
     ceiling: dict[str, Any] | None,
     padding: dict[str, Any],
+    device: str = "cpu",
 ) -> list[dict[str, Any]]:
+    if device.startswith("cuda"):
+        return gpu_targets(table, runs)
     checks: list[dict[str, Any]] = []
     for name, size, conc, other, threshold in TARGETS:
         value = table.get(f"service_over_{other}", {}).get(str(size), {}).get(str(conc))
@@ -74,6 +81,17 @@ def targets(
     if lone is not None and single is not None:
         value = _ratio(lone["p99_ms"], single["p99"])
         checks.append(_check("1 text @ c=1: service p99 / ceiling single-text p99", value, "<=", LONE_CLIENT_LIMIT))
+    return checks
+
+
+def gpu_targets(table: dict[str, Any], runs: dict[str, Any]) -> list[dict[str, Any]]:
+    checks = []
+    for conc in GPU_POINTS:
+        run = runs.get("32", {}).get(SERVICE, {}).get(str(conc))
+        rate = None if run is None else run["sentences_per_s"]
+        checks.append(_check(f"32 texts @ c={conc}: service sentences/s", rate, ">=", GPU_RATE))
+        share = table.get("service_over_ceiling", {}).get("32", {}).get(str(conc))
+        checks.append(_check(f"32 texts @ c={conc}: service / ceiling", share, ">=", GPU_CEILING_SHARE))
     return checks
 
 

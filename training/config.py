@@ -51,6 +51,10 @@ class TrainConfig:
     learning_rate: float = _knob(5e-5, "peak learning rate of the linear schedule")
     warmup_ratio: float = _knob(0.1, "share of steps spent warming the learning rate up")
     weight_decay: float = _knob(0.01, "AdamW weight decay")
+    layer_lr_decay: float = _knob(
+        1.0, "layer-wise learning-rate decay: each layer trains at this times the rate of the one above (1: off)"
+    )
+    label_smoothing: float = _knob(0.0, "label smoothing of the training loss (0: off)")
     eval_steps: int | None = _knob(None, "evaluate (and checkpoint) every N steps instead of every epoch")
     logging_steps: int = _knob(20, "log the training loss every N steps")
     save_total_limit: int = _knob(2, "checkpoints kept in the run dir (the best one is always kept)")
@@ -81,6 +85,10 @@ class TrainConfig:
             problems.append("eval_steps must be >= 1")
         if not 0 <= self.warmup_ratio < 1:
             problems.append("warmup_ratio must lie in [0, 1)")
+        if not 0 < self.layer_lr_decay <= 1:
+            problems.append("layer_lr_decay must lie in (0, 1]")
+        if not 0 <= self.label_smoothing < 1:
+            problems.append("label_smoothing must lie in [0, 1)")
         if self.learning_rate <= 0:
             problems.append("learning_rate must be > 0")
         if self.precision not in PRECISIONS:

@@ -10,6 +10,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -42,7 +43,15 @@ log = logging.getLogger(__name__)
 
 RUN_FILE = "run.json"
 # Changing any of these makes an old checkpoint meaningless for the new run.
-_RESUME_IDENTITY = ("base_model", "seed", "batch_size", "grad_accum", "learning_rate", "max_length")
+_RESUME_IDENTITY = (
+    "base_model",
+    "seed",
+    "batch_size",
+    "grad_accum",
+    "learning_rate",
+    "layer_lr_decay",
+    "max_length",
+)
 
 
 @dataclass
@@ -124,6 +133,7 @@ def training_arguments(config: TrainConfig, run_dir: Path, precision: str) -> Tr
         lr_scheduler_type="linear",
         warmup_steps=config.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
         weight_decay=config.weight_decay,
+        label_smoothing_factor=config.label_smoothing,
         train_sampling_strategy="group_by_length",
         bf16=precision == "bf16",
         fp16=precision == "fp16",
@@ -147,13 +157,60 @@ def training_arguments(config: TrainConfig, run_dir: Path, precision: str) -> Tr
     )
 
 
+def _depth_from_top(name: str, layers: int) -> int:
+    """0 for the head (pooler, classifier), k for the k-th encoder layer from the top, layers+1 for embeddings."""
+    match = re.search(r"\.layer\.(\d+)\.", name)
+    if match:
+        return layers - int(match.group(1))
+    return layers + 1 if ".embeddings." in f".{name}" else 0
+
+
+def layerwise_param_groups(
+    model: Any, learning_rate: float, decay: float, weight_decay: float, decay_names: set[str] | list[str]
+) -> list[dict[str, Any]]:
+    """AdamW parameter groups whose learning rate shrinks by `decay` per layer below the head.
+
+    The lower layers hold general language knowledge that a few thousand snippets should nudge,
+    not overwrite; the new head and the top layers, which must learn to pool into [CLS] (this base
+    was trained for mean pooling), move fastest.
+    """
+    layers = model.config.num_hidden_layers
+    groups: dict[tuple[int, bool], dict[str, Any]] = {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        depth, decays = _depth_from_top(name, layers), name in decay_names
+        group = groups.setdefault(
+            (depth, decays),
+            {"params": [], "lr": learning_rate * decay**depth, "weight_decay": weight_decay if decays else 0.0},
+        )
+        group["params"].append(param)
+    return list(groups.values())
+
+
 class OrderedEvalTrainer(Trainer):
-    """A Trainer whose evaluation keeps dataset order.
+    """A Trainer whose evaluation keeps dataset order, with optional layer-wise learning rates.
 
     transformers 5 applies train_sampling_strategy="group_by_length" to evaluation too, with a random
     permutation, which scrambles the row order of predict() output. Our eval splits are already sorted
     by length (see tokenize), so sequential order costs no extra padding.
     """
+
+    layer_lr_decay: float = 1.0
+
+    def create_optimizer(self, model: Any = None) -> Any:
+        if self.optimizer is None and self.layer_lr_decay < 1.0:
+            target = self.model if model is None else model
+            optimizer_cls, kwargs = self.get_optimizer_cls_and_kwargs(self.args, target)
+            groups = layerwise_param_groups(
+                target,
+                self.args.learning_rate,
+                self.layer_lr_decay,
+                self.args.weight_decay,
+                set(self.get_decay_parameter_names(target)),
+            )
+            self.optimizer = optimizer_cls(groups, **kwargs)  # each group's lr overrides kwargs["lr"]
+        return super().create_optimizer(model)
 
     def _get_eval_sampler(self, eval_dataset: Any) -> Any:
         if eval_dataset is None:
@@ -239,6 +296,7 @@ def fine_tune(config: TrainConfig, data: PreparedData) -> FineTuned:
         processing_class=tokenizer,
         compute_metrics=_trainer_metrics,
     )
+    trainer.layer_lr_decay = config.layer_lr_decay
     identity = {k: v for k, v in config.hyperparameters().items() if k in _RESUME_IDENTITY}
     identity.update(data_fingerprint=data.info.get("fingerprint"), labels=data.labels)
     # Every rank decides the same way (read-only); only rank 0 touches the run dir.

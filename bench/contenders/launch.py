@@ -70,6 +70,10 @@ class Server:
         self.stop()
         raise RuntimeError(f"{self.name} not ready after {timeout_s:.0f}s; log: {self.log_path}\n{self.tail()}")
 
+    def restart(self, timeout_s: float = 300.0) -> Server:
+        self.stop()
+        return self.start(timeout_s)
+
     def cpu_seconds(self) -> float:
         """CPU time (user + system) of every live process in the server's group, all threads."""
         return group_cpu_seconds(self.process.pid) if self.process is not None else 0.0

@@ -46,14 +46,14 @@ def test_builtin_snippets_are_real_reviews() -> None:
     assert len({s.lower() for s in snippets}) == len(snippets)
 
 
-def test_throughput_counts_only_the_steady_window() -> None:
-    # Two requests of 32 texts done inside the window (0..2 s), one finished in the drain after it.
-    outcome = Outcome(latencies=[0.5, 0.5, 0.5], done_at=[(1.0, 32), (2.0, 32), (3.0, 32)])
-    outcome.error("http_500")
-    result = summarise(outcome, started=0.0, last_sent=2.0, finished=3.0, requests=4, client_cpu_s=0.004)
-    assert result["sentences_per_s"] == 32.0
-    assert result["sentences_per_s_overall"] == 32.0  # 96 texts / 3 s
+def test_throughput_is_answered_texts_over_time_to_the_last_answer() -> None:
+    outcome = Outcome(latencies=[0.5, 0.5, 0.5, 0.1], done_at=[(1.0, 32), (2.0, 32), (4.0, 32)])
+    outcome.error("http_500")  # a failed request's texts do not count
+    result = summarise(outcome, started=0.0, last_sent=2.0, finished=4.5, requests=4, client_cpu_s=0.004)
+    assert result["sentences_per_s"] == 24.0  # 96 texts / 4 s
+    assert result["ok_texts"] == 96 and result["wall_s"] == 4.0
     assert result["errors"] == 1 and result["error_kinds"] == {"http_500": 1}
+    assert result["p50_ms"] == 500.0 and result["mean_ms"] == 400.0
     assert result["client_cpu_ms_per_request"] == 1.0
 
 

@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import build_tiny_bert
 from training.config import preset
 from training.data import LabelledSplit
-from training.train import _unsort, cpu_threads, tokenize, training_arguments
+from training.train import _unsort, cpu_threads, layerwise_param_groups, tokenize, training_arguments
 
 
 @pytest.mark.parametrize(
@@ -50,3 +51,37 @@ def test_eval_datasets_are_length_sorted_and_predictions_map_back(tokenizer) -> 
     # A fake "prediction" per sorted row (its length) must come back in the original text order.
     restored = _unsort(np.array(lengths), order)
     assert restored.tolist() == [len(tokenizer(t)["input_ids"]) for t in texts]
+
+
+def test_layerwise_learning_rates_shrink_from_the_head_down() -> None:
+    model = build_tiny_bert(["negative", "positive"])  # 2 encoder layers
+    decay_names = {n for n, _ in model.named_parameters() if not n.endswith("bias") and "LayerNorm" not in n}
+    groups = layerwise_param_groups(model, 1e-3, 0.5, 0.01, decay_names)
+    lr_of = {id(p): g["lr"] for g in groups for p in g["params"]}
+    wd_of = {id(p): g["weight_decay"] for g in groups for p in g["params"]}
+    params = dict(model.named_parameters())
+    assert len(lr_of) == len(params)  # every trainable parameter exactly once
+    assert lr_of[id(params["classifier.weight"])] == 1e-3
+    assert lr_of[id(params["bert.pooler.dense.weight"])] == 1e-3
+    assert lr_of[id(params["bert.encoder.layer.1.attention.self.query.weight"])] == 5e-4
+    assert lr_of[id(params["bert.encoder.layer.0.output.dense.weight"])] == 2.5e-4
+    assert lr_of[id(params["bert.embeddings.word_embeddings.weight"])] == 1.25e-4
+    assert wd_of[id(params["classifier.weight"])] == 0.01 and wd_of[id(params["classifier.bias"])] == 0.0
+
+
+def test_layerwise_decay_of_one_is_a_single_rate() -> None:
+    model = build_tiny_bert(["a", "b", "c"])
+    groups = layerwise_param_groups(model, 2e-5, 1.0, 0.0, set())
+    assert {g["lr"] for g in groups} == {2e-5}
+
+
+def test_trainer_builds_its_optimizer_from_the_layerwise_groups(tmp_path: Path) -> None:
+    from transformers import TrainingArguments
+
+    from training.train import OrderedEvalTrainer
+
+    args = TrainingArguments(output_dir=str(tmp_path), learning_rate=1e-3, use_cpu=True, report_to="none")
+    trainer = OrderedEvalTrainer(model=build_tiny_bert(["negative", "positive"]), args=args)
+    trainer.layer_lr_decay = 0.5
+    optimizer = trainer.create_optimizer()
+    assert sorted({g["lr"] for g in optimizer.param_groups}) == [1.25e-4, 2.5e-4, 5e-4, 1e-3]
