@@ -1,15 +1,18 @@
-"""Dynamic micro-batching engine: admission, batch formation, one inference worker.
+"""Dynamic micro-batching engine: admission, batch formation, inference worker threads.
 
 The engine knows nothing about HTTP or torch. It drives any object with the `BatchModel` shape:
 
     tokenize(texts) -> Tokenized        once per request, in a tokenizer thread (off the event loop)
     collate(ids)    -> batch            pads one batch; runs while the previous batch computes
-    predict(batch)  -> logits [n, C]    the forward pass, in the single inference thread
+    predict(batch)  -> logits [n, C]    the forward pass, in one of `workers` inference threads
 
 Policy (docs/architecture.md explains why):
-- An idle device takes whatever is queued at once. While the device is busy, the next batch keeps
+- An idle worker takes whatever is queued at once. While every worker is busy, the next batch keeps
   filling until it is full (inputs or padded tokens) or its oldest input has waited `max_wait_s`;
-  it is then collated and handed over, so its preparation overlaps the running forward pass.
+  it is then collated and handed over, so its preparation overlaps the running forward passes.
+  With several workers, forward passes run side by side (each with its own torch threads): on a
+  CPU, small batches on one thread each waste less than one batch split across threads that wait
+  for each other at every operator.
 - A batch is bounded by `max_batch_size` inputs and `max_batch_tokens` padded tokens (longest x count).
 - The oldest `sort_window` inputs are sorted by length and the batch grows around the oldest input
   towards the lengths that add the least padding, optionally stopping at a padding ratio
@@ -70,6 +73,10 @@ class BatchPolicy:
     sort_window: int = 256
     queue_capacity: int = 2048
     max_padding_ratio: float | None = None  # None: fill to the budgets whatever the padding
+    workers: int = 1  # inference threads, each computing one batch at a time
+    # Threads a forward pass may use when it computes alone (0: leave the model's setting); while
+    # other workers compute too, each uses threads // workers, so the cores are shared, not oversubscribed.
+    threads: int = 0
     pad_multiple: int = PAD_MULTIPLE  # batch width rounding (app.core.config.pad_multiple: 8 on CUDA, 1 on CPU)
 
 
@@ -126,12 +133,14 @@ class Batcher:
         model: BatchModel,
         policy: BatchPolicy,
         metrics: Metrics | None = None,
-        thread_init: Callable[[], None] | None = None,
+        set_threads: Callable[[int], None] | None = None,
     ) -> None:
         self._model = model
         self.policy = policy
         self._metrics = metrics
-        self._thread_init = thread_init
+        self._set_threads = set_threads  # sets the calling thread's intra-op thread count
+        self._computing = 0  # workers inside a forward pass
+        self._computing_lock = threading.Lock()
         self._queue: deque[Item] = deque()
         self._queued = 0  # live inputs in the queue (tombstones of dropped requests excluded)
         self._queued_tokens = 0
@@ -145,15 +154,17 @@ class Batcher:
         self._idle.set()
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._tokenizer_pool = ThreadPoolExecutor(1, thread_name_prefix="tokenize")
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # ---- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._thread = threading.Thread(target=self._worker, name="inference", daemon=True)
-        self._thread.start()
+        for k in range(self.policy.workers):
+            thread = threading.Thread(target=self._worker, name=f"inference-{k}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
         self._task = asyncio.create_task(self._run(), name="batcher")
 
     def close(self) -> None:
@@ -188,9 +199,10 @@ class Batcher:
         self._wakeup.set()
         if self._task is not None:
             await self._task
-        self._jobs.put(None)
-        if self._thread is not None:
-            await asyncio.to_thread(self._thread.join, 30)
+        for _ in self._threads:
+            self._jobs.put(None)
+        for thread in self._threads:
+            await asyncio.to_thread(thread.join, 30)
         self._tokenizer_pool.shutdown(wait=False, cancel_futures=True)
 
     # ---- model swap --------------------------------------------------------------------
@@ -305,11 +317,12 @@ class Batcher:
             self._wakeup.clear()
             if self._stopping and self._queued == 0:
                 return
-            if self._queued == 0 or len(self._inflight) >= 2:
-                # Nothing to batch, or one batch computing and the next already handed over.
+            busy = len(self._inflight)
+            if self._queued == 0 or busy > self.policy.workers:
+                # Nothing to batch, or every worker computing and the next batch already handed over.
                 await self._wakeup.wait()
                 continue
-            if len(self._inflight) == 1 and not self._full():
+            if busy == self.policy.workers and not self._full():
                 wait = self.policy.max_wait_s - (time.monotonic() - self._oldest_enqueued_at())
                 if wait > 0:
                     with contextlib.suppress(TimeoutError):
@@ -412,25 +425,41 @@ class Batcher:
 
     # ---- inference thread ----------------------------------------------------------------
     def _worker(self) -> None:
-        if self._thread_init is not None:
-            self._thread_init()
         assert self._loop is not None
+        threads = 0
         while (job := self._jobs.get()) is not None:
             started = time.perf_counter()
             expired: list[Ticket] = []
             logits: np.ndarray | None = None
             error: BaseException | None = None
+            with self._computing_lock:
+                self._computing += 1
+                alone = self._computing == 1
             try:
+                threads = self._use_threads(threads, alone)
                 expired = self._drop_dead(job)
                 if job.items:
                     logits = self._forward(job.model, job.items, job.batch)
             except Exception as exc:  # a failing batch must not end the worker
                 error = exc
+            finally:
+                with self._computing_lock:
+                    self._computing -= 1
             elapsed = time.perf_counter() - started
             try:
                 self._loop.call_soon_threadsafe(self._complete, job, logits, error, elapsed, expired)
             except RuntimeError:  # loop closed under us: nobody is waiting any more
                 return
+
+    def _use_threads(self, current: int, alone: bool) -> int:
+        """All threads for a batch computing alone (a lone client's latency), a share otherwise."""
+        p = self.policy
+        if self._set_threads is None or p.threads < 1:
+            return current
+        wanted = p.threads if alone else max(1, p.threads // p.workers)
+        if wanted != current:
+            self._set_threads(wanted)
+        return wanted
 
     def _drop_dead(self, job: _Job) -> list[Ticket]:
         """A batch prepared while the device was busy may hold requests that expired or left since."""

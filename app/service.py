@@ -64,9 +64,11 @@ class Service:
                     queue_capacity=self.settings.queue_capacity,
                     max_padding_ratio=self.settings.resolved_padding_ratio(self.loaded.device),
                     pad_multiple=classifier.pad_multiple,
+                    workers=self.settings.resolved_inference_workers(self.loaded.device),
+                    threads=self.settings.torch_threads,
                 ),
                 self.metrics,
-                thread_init=self._thread_init,
+                set_threads=_set_torch_threads,
             )
             await batcher.start()
         except Exception as exc:
@@ -82,17 +84,12 @@ class Service:
             self.state = State.READY
             log.info("ready: %s version %d on %s/%s", src.name, src.version, self.loaded.device, self.loaded.dtype)
 
-    def _thread_init(self) -> None:
-        import torch
-
-        torch.set_num_threads(self.settings.torch_threads)
-
     def warm_up(self, classifier: TextClassifier) -> None:
         """One short input, then one batch at the full token budget: a memory shortfall shows now.
 
         Also run on a version being swapped in (app/swap.py), beside the one serving.
         """
-        self._thread_init()
+        _set_torch_threads(self.settings.torch_threads)
         started = time.perf_counter()
         short = classifier.tokenize(["warm-up"]).ids
         classifier.predict(classifier.collate(short))
@@ -138,6 +135,12 @@ class Service:
         if self.state in (State.DRAINING, State.STOPPED):
             raise Draining("the server is shutting down and accepts no new requests")
         raise NotReady(f"the model is not ready (state: {self.state})")
+
+
+def _set_torch_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
 
 
 def _is_expected(exc: Exception) -> bool:

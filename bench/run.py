@@ -133,6 +133,9 @@ def ceiling_server(ctx: Context) -> Server:
         *("--batch-sizes", ",".join(map(str, ctx.plan.ceiling_batch_sizes))),
         *("--token-budgets", ",".join(map(str, ctx.plan.ceiling_budgets))),
         *("--repeats", str(ctx.plan.ceiling_repeats)),
+        # The service computes this many batches side by side on a CPU (Settings.resolved_inference_workers);
+        # the ceiling times that too and keeps whichever is faster.
+        *("--streams", str(2 if not a.device.startswith("cuda") and a.threads >= 2 else 1)),
         *("--single", str(_single_count(ctx.plan)), "--out", str(ctx.out / "ceiling.json")),
         *(("--dtype", a.dtype) if a.dtype else ()),
         *("--serve-port", str(port)),

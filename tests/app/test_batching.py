@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import numpy as np
@@ -310,3 +311,61 @@ async def test_batch_metrics_are_recorded(fake_model: FakeModel) -> None:
     assert value("sentiment_batch_size_count") == 1
     assert value("sentiment_tokenize_duration_seconds_count") == 1
     assert value("sentiment_queue_wait_seconds_count") == 1
+
+
+class CountingModel(FakeModel):
+    """Records how many forward passes run at once and the thread count each pass was given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lock = threading.Lock()
+        self.running = self.most_running = 0
+        self.threads_by_text: dict[str, int] = {}
+        self.local = threading.local()
+
+    def set_threads(self, n: int) -> None:
+        self.local.threads = n
+
+    def predict(self, batch: list[list[int]]) -> np.ndarray:
+        with self.lock:
+            self.running += 1
+            self.most_running = max(self.most_running, self.running)
+        for ids in batch:
+            self.threads_by_text["".join(map(chr, ids))] = getattr(self.local, "threads", 0)
+        try:
+            return super().predict(batch)
+        finally:
+            with self.lock:
+                self.running -= 1
+
+
+async def test_workers_compute_batches_side_by_side_and_share_the_threads() -> None:
+    model = CountingModel()
+    policy = BatchPolicy(max_wait_s=0.0, workers=2, threads=4)
+    batcher = Batcher(model, policy, set_threads=model.set_threads)
+    await batcher.start()
+    alone = await submit(batcher, ["alone"])  # nothing else computing: all 4 threads
+    assert_answers(["alone"], await batcher.result(alone))
+    held = await hold_device(batcher, model)  # computing alone as well, blocked on the gate
+    model.started.clear()
+    second = await submit(batcher, ["second"])
+    assert await asyncio.to_thread(model.started.wait, 5)  # started while the first still computes
+    assert model.running == 2
+    model.gate.set()
+    assert_answers(["second"], await batcher.result(second))
+    await batcher.result(held)
+    assert model.most_running == 2
+    assert model.threads_by_text == {"alone": 4, "hold": 4, "second": 2}
+    await batcher.stop()
+
+
+async def test_one_worker_never_overlaps_forward_passes() -> None:
+    model = CountingModel()
+    batcher = Batcher(model, BatchPolicy(max_wait_s=0.0, max_batch_size=1), set_threads=model.set_threads)
+    await batcher.start()
+    tickets = [await submit(batcher, [f"text {i}"]) for i in range(6)]
+    for ticket in tickets:
+        await batcher.result(ticket)
+    assert model.most_running == 1
+    assert set(model.threads_by_text.values()) == {0}  # threads=0: the batcher leaves them alone
+    await batcher.stop()

@@ -151,3 +151,14 @@ def test_pickle_weights_are_refused_even_when_listed(publish_tiny: Callable[...,
     )
     result = run_serve("--models-dir", str(version_dir.parent.parent))
     assert result.returncode == 2 and "pickle-based weight files" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("workers", "threads", "device", "expected"),
+    [(None, 2, "cpu", 2), (None, 1, "cpu", 1), (None, 8, "cuda", 1), (3, 2, "cpu", 3), (1, 16, "cpu", 1)],
+)
+def test_inference_workers_default_to_two_on_a_multi_core_cpu(
+    workers: int | None, threads: int, device: str, expected: int
+) -> None:
+    settings = Settings(inference_workers=workers, torch_threads=threads)
+    assert settings.resolved_inference_workers(device) == expected
