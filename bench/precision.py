@@ -70,6 +70,31 @@ def _auto_choice(args: argparse.Namespace) -> dict[str, Any]:
     return resolve_precision(settings, locate(settings), "cpu").describe()
 
 
+def matmul_gflops(threads: int, tokens: int = 2752, hidden: int = 384, inner: int = 1536) -> dict[str, float]:
+    """GFLOP/s of one feed-forward-sized matrix product per dtype: the hardware's own bf16/fp32 ratio.
+
+    Whatever the model-level code does, `auto` cannot beat fp32 by more than this on the matrix products
+    that are ~75% of a forward pass (shape: a batch of 64 texts of 43 tokens times MiniLM's FFN weight).
+    """
+    import torch
+
+    torch.set_num_threads(threads)
+    x, w = torch.randn(tokens, hidden), torch.randn(inner, hidden)
+    out = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        a, b = x.to(dtype), w.to(dtype)
+        with torch.inference_mode():
+            for _ in range(5):
+                torch.nn.functional.linear(a, b)
+            started, n = time.perf_counter(), 50
+            for _ in range(n):
+                torch.nn.functional.linear(a, b)
+            seconds = (time.perf_counter() - started) / n
+        out[name] = 2 * tokens * hidden * inner / seconds / 1e9
+    out["bf16_over_fp32"] = out["bf16"] / out["fp32"]
+    return out
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -132,6 +157,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "load_average_after": os.getloadavg(),
         "variants": results,
         "auto": auto,
+        "matmul_gflops": matmul_gflops(args.threads),
     }
     if "fp32" in results and auto["dtype"] in results:
         chosen, fp32 = results[auto["dtype"]], results["fp32"]
@@ -163,6 +189,12 @@ def markdown(result: dict[str, Any]) -> str:
             f"\n`auto` on this host -> {ratio['dtype']}: {ratio['throughput_ratio']:.2f}x fp32 wall-clock, "
             f"{ratio['cpu_normalised_ratio']:.2f}x CPU-time normalised, accuracy drop "
             f"{ratio['accuracy_drop_points']:+.2f} points"
+        )
+    peak = result.get("matmul_gflops")
+    if peak:
+        lines.append(
+            f"matrix product alone: fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f} GFLOP/s "
+            f"({peak['bf16_over_fp32']:.2f}x)"
         )
     return "\n".join(lines)
 

@@ -48,13 +48,14 @@ class Plan:
 
 PLANS = {
     # The three points the targets are defined at; a few minutes on an idle 2-core machine.
-    "quick": Plan(512, {1: {1: 24, 64: 256}, 32: {16: 48}}, (16, 64), (1024, 2048), 1, 300.0, 4),
+    # c=64 sends 16 rounds of requests: fewer let the ramp-up and the drain weigh on the rate.
+    "quick": Plan(512, {1: {1: 24, 64: 1024}, 32: {16: 48}}, (16, 64), (1024, 2048), 1, 300.0, 4),
     # Slow contenders at high concurrency would take many minutes per point on two cores: each
     # point stops sending after 60 s and abandons answers still missing 60 s later, restarting that
     # contender so its backlog does not leak into the next point.
     "full": Plan(
         2048,
-        {1: {1: 48, 16: 128, 64: 384, 256: 768}, 32: {1: 8, 16: 48, 64: 128, 256: 512}},
+        {1: {1: 64, 16: 512, 64: 1024, 256: 2048}, 32: {1: 8, 16: 48, 64: 128, 256: 512}},
         (8, 16, 32, 64),
         (512, 1024, 2048, 4096),
         1,
@@ -66,7 +67,7 @@ PLANS = {
 }
 
 # LitServe's max_batch_size counts requests: (max_batch_size, batch_timeout_s) per request size,
-# chosen by `python -m bench.tune_peer` (docs/performance.md has the sweep): small batches win
+# chosen by `python -m bench.tune_peer` (it writes its sweep to bench/results/tune-peer): small batches win
 # because LitServe pads a whole batch to its longest text; of settings within the sweep's noise
 # the shorter timeout, which costs a lone client least.
 PEER_CONFIG: dict[int, tuple[int, float]] = {1: (4, 0.001), 32: (2, 0.005)}
@@ -251,12 +252,12 @@ def measure(
     """Every contender at every (size, concurrency); returns runs, padding and the service's dtype.
 
     At each load point the ceiling repeats its best pass first, then each contender runs; everything
-    not being measured is paused, so it neither takes CPU nor drifts out of step.
+    not being measured is paused, so it neither takes CPU nor drifts out of step. The service's
+    padding ratio is read from its /metrics around each of its runs (warm-up requests included).
     """
     wanted = ctx.args.contenders
     runs: dict[str, Any] = {}
-    padding: dict[str, Any] = {}
-    totals = [0.0, 0.0]
+    padding: dict[str, list[float]] = {}  # size -> [padded, real] tokens
     served_dtype = dtype
     common: dict[str, Server] = {"ceiling": ceiling} if ceiling is not None else {}
     try:
@@ -272,7 +273,6 @@ def measure(
             if "peer" in wanted:
                 servers["peer"] = peer_server(ctx, peer_dtype, size).start()
             try:
-                before = scrape_tokens(servers["service"].port) if "service" in servers else None
                 for server in servers.values():
                     server.pause()
                 for conc, requests in by_conc.items():
@@ -280,6 +280,7 @@ def measure(
                         if name not in servers:
                             continue
                         servers[name].resume()
+                        tokens_before = scrape_tokens(servers[name].port) if name == "service" else None
                         try:
                             if name == "ceiling":
                                 result = ceiling_pass(ctx, servers[name], single=(size, conc) == (1, 1))
@@ -289,25 +290,27 @@ def measure(
                                     # The service drops requests whose client left; the others would
                                     # keep computing them into the next point, so they restart.
                                     servers[name].restart()
+                            if tokens_before is not None:
+                                after = scrape_tokens(servers[name].port)
+                                padded, real = after[0] - tokens_before[0], after[1] - tokens_before[1]
+                                result["padding_ratio"] = round(padded / real, 3) if real else None
+                                by_size = padding.setdefault(str(size), [0.0, 0.0])
+                                by_size[0] += padded
+                                by_size[1] += real
                         finally:
                             servers[name].pause()
                         runs.setdefault(str(size), {}).setdefault(name, {})[str(conc)] = result
                         print(f"{size:>3} texts c={conc:<4} {name:<8} {_line(result)}", file=sys.stderr)
-                if before is not None:
-                    servers["service"].resume()
-                    after = scrape_tokens(servers["service"].port)
-                    padded, real = after[0] - before[0], after[1] - before[1]
-                    totals[0] += padded
-                    totals[1] += real
-                    padding[str(size)] = round(padded / real, 3) if real else None
             finally:
                 if "peer" in servers:
                     servers["peer"].stop()
     finally:
         for server in common.values():
             server.stop()
-    padding["overall"] = round(totals[0] / totals[1], 3) if totals[1] else None
-    return runs, padding, served_dtype
+    totals = [sum(v[0] for v in padding.values()), sum(v[1] for v in padding.values())]
+    ratios: dict[str, Any] = {size: round(p / r, 3) if r else None for size, (p, r) in padding.items()}
+    ratios["overall"] = round(totals[0] / totals[1], 3) if totals[1] else None
+    return runs, ratios, served_dtype
 
 
 def _line(r: dict[str, Any]) -> str:

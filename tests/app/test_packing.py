@@ -40,9 +40,21 @@ def test_padding_ratio_stops_growth_once_min_fill_is_reached() -> None:
     assert len(unlimited) == 16
     packed = grow_batch(lengths, anchor=0, max_size=16, max_tokens=10_000, max_padding_ratio=1.3)
     assert sorted(lengths[i] for i in packed) == [20] * 8
-    # Below min_fill (8 inputs) and min_fill_tokens (128) the ratio does not stop growth: 10 + 10 + 64 + 64 > 128.
-    small_fill = grow_batch([10, 10] + [64] * 8, anchor=0, max_size=16, max_tokens=10_000, max_padding_ratio=1.3)
-    assert sorted([10, 10, 64, 64, 64, 64, 64, 64, 64, 64][i] for i in small_fill) == [10, 10, 64, 64]
+    # Below min_fill (8 inputs) and min_fill_tokens (128) a step above the ratio is taken while the batch
+    # holds at most fill_slack (32) padded positions: 12 x 4 / 44 = 1.09 would pass anyway, 12 x 3 / 32 =
+    # 1.125 only by the slack; a 64 would add 212 padded positions.
+    lengths = [10, 12, 10, 12] + [64] * 8
+    small_fill = grow_batch(lengths, anchor=0, max_size=16, max_tokens=10_000, max_padding_ratio=1.1)
+    assert sorted(lengths[i] for i in small_fill) == [10, 10, 12, 12]
+
+
+def test_a_short_input_is_not_padded_to_a_long_one_before_the_batch_fills() -> None:
+    # A shallow queue (two workers cut batches early): 10 + 300 would be 290 padded positions.
+    assert grow_batch([10, 300], anchor=0, max_size=64, max_tokens=10_000, max_padding_ratio=1.1) == [0]
+    # A few short inputs still travel together although their ratio (12 x 3 / 27 = 1.33) is above the limit.
+    assert len(grow_batch([8, 7, 12], anchor=0, max_size=64, max_tokens=10_000, max_padding_ratio=1.1)) == 3
+    # Without a ratio limit (CUDA) everything within the budgets goes.
+    assert len(grow_batch([10, 300], anchor=0, max_size=64, max_tokens=10_000)) == 2
 
 
 def test_a_long_anchor_is_enough_work_alone() -> None:

@@ -107,7 +107,9 @@ def test_tiny_end_to_end_run(publish_tiny, tmp_path: Path) -> None:
                 assert run["errors"] == 0, (contender, size, conc, run)
                 assert run["sentences_per_s"] > 0 and run["p50_ms"] <= run["p99_ms"]
     assert results["ceiling"]["dtype"] == results["meta"]["dtype"]
-    assert results["padding"]["overall"] >= 1.0
+    assert results["padding"]["overall"] >= 1.0 and results["padding"]["1"] >= 1.0
+    assert results["runs"]["1"]["service"]["4"]["padding_ratio"] >= 1.0  # read around that run alone
+    assert {t["target"] for t in results["targets"]} >= {"padded / real tokens (service, 32-text requests)"}
     assert set(results["ratios"]) == {"service_over_ceiling", "service_over_naive", "service_over_peer"}
     assert (out / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| service | 4 |" in (out / "results.md").read_text()
