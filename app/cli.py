@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from pydantic.fields import FieldInfo
 
 from app import __version__
-from app.core.config import Settings
+from app.config import Settings
 
 log = logging.getLogger("app.cli")
 
@@ -102,16 +102,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     configure_logging(settings.log_level)
 
-    from app.model.loader import ModelLoadError, load_model
+    from app.lifecycle.service import load_configured
+    from inference.errors import ModelLoadError
 
     try:
-        loaded = load_model(settings)
+        loaded = load_configured(settings)
     except ModelLoadError as exc:
         log.error("refusing to start: %s", exc)
         return EXIT_CONFIG
 
+    from app.lifecycle.server import serve
     from app.main import create_app
-    from app.server import serve
 
     app = create_app(settings, loaded)
     return serve(app, app.state.service, settings.host, settings.port, settings.drain_timeout_s, settings.access_log)

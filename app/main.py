@@ -9,16 +9,17 @@ from fastapi import FastAPI
 from starlette.middleware import Middleware
 
 from app import __version__
+from app.api.error_handlers import register_error_handlers
 from app.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from app.api.openapi import document_limits
 from app.api.router import ROUTE_PATHS, api_router
 from app.api.shedding import LoadShedMiddleware
-from app.core.config import Settings
-from app.errors import register_error_handlers
+from app.config import Settings
+from app.lifecycle.service import Service
+from app.lifecycle.swap import ModelSwapper
+from app.lifecycle.watcher import AliasWatcher
 from app.metrics import Metrics
-from app.model.loader import LoadedModel
-from app.service import Service
-from app.swap import ModelSwapper
+from inference.loader import LoadedModel
 
 
 def create_app(settings: Settings | None = None, loaded: LoadedModel | None = None) -> FastAPI:
@@ -29,8 +30,6 @@ def create_app(settings: Settings | None = None, loaded: LoadedModel | None = No
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        from app.watcher import AliasWatcher
-
         service.launch()
         watcher = None
         if settings.watch_alias is not None:

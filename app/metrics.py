@@ -1,4 +1,4 @@
-"""Prometheus metrics (names are a shared contract: docs/api.md, notes/contracts.md).
+"""Prometheus metrics (the names are a contract with dashboards and alerts: docs/api.md lists them).
 
 Each app instance owns its registry, so tests can build many apps in one process.
 """
@@ -121,21 +121,17 @@ class Metrics:
         # clear(): after a model swap only the active version's series remains.
         self.model_info.clear()
         self.model_info.labels(name=name, version=str(version), device=device, dtype=dtype).set(1)
-        if device.startswith("cuda") and not self._gpu_tracked:  # a swap calls this again
-            self._gpu_tracked = True
-            self._track_gpu_memory(device)
 
-    def _track_gpu_memory(self, device: str) -> None:
-        import torch
-
-        allocated = Gauge("sentiment_gpu_memory_allocated_bytes", "GPU memory held by tensors.", registry=self.registry)
-        reserved = Gauge(
-            "sentiment_gpu_memory_reserved_bytes",
-            "GPU memory reserved by the caching allocator.",
-            registry=self.registry,
-        )
-        allocated.set_function(lambda: float(torch.cuda.memory_allocated(device)))
-        reserved.set_function(lambda: float(torch.cuda.memory_reserved(device)))
+    def track_gpu_memory(self, allocated: Callable[[], float], reserved: Callable[[], float]) -> None:
+        """GPU memory gauges, read at scrape time (once per process: a swap keeps the same device)."""
+        if self._gpu_tracked:
+            return
+        self._gpu_tracked = True
+        r = self.registry
+        Gauge("sentiment_gpu_memory_allocated_bytes", "GPU memory held by tensors.", registry=r).set_function(allocated)
+        Gauge(
+            "sentiment_gpu_memory_reserved_bytes", "GPU memory reserved by the caching allocator.", registry=r
+        ).set_function(reserved)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

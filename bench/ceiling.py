@@ -1,7 +1,7 @@
 """The ceiling: the model's forward pass alone, no HTTP, run as its own process.
 
-It loads the model through the service's own loader and precision code (`app.model.loader`,
-`app.model.precision` via `load_model`) and pads with the service's own collate, so it runs the
+It loads the model through the service's own loader and precision code (`inference.loader`,
+`inference.precision` via `load_model`) and pads with the service's own collate, so it runs the
 exact numerics and dtype the service runs. Over the workload's texts it times only the forward
 passes, with the texts sorted by length over the whole pool (the most favourable grouping there is:
 the service can only sort within its queue window), cut two ways: fixed batch sizes, and token
@@ -35,21 +35,13 @@ from bench.workload import read_texts
 
 
 def _load(args: argparse.Namespace) -> Any:
-    from app.core.config import Settings
-    from app.model.loader import load_model
-    from app.model.runtime import TextClassifier
+    from inference.classifier import TextClassifier
+    from inference.loader import load_model
+    from inference.options import LoadOptions
+    from store.model_store import ModelStore
 
-    fields: dict[str, Any] = {
-        "models_dir": args.models_dir,
-        "name": args.name,
-        "version": args.version,
-        "device": args.device,
-        "torch_threads": args.threads,
-    }
-    if args.dtype:
-        fields["dtype"] = args.dtype
-    loaded = load_model(Settings(**fields))
-    return TextClassifier(loaded)
+    options = LoadOptions(device=args.device, dtype=args.dtype or "auto", torch_threads=args.threads)
+    return TextClassifier(load_model(ModelStore(args.models_dir), args.name, args.version, options))
 
 
 def _sync(device: str) -> None:
@@ -83,7 +75,7 @@ def timed_pass(
     With `streams` > 1 the batches are dealt round-robin to that many threads computing side by
     side, each with threads // streams torch threads (what the service's inference workers do).
     """
-    from app.core.config import padded_length
+    from inference.padding import padded_length
 
     collated = [clf.collate([ids[k] for k in b]) for b in batches]
     _sync(device)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from training.store import ModelStore, verify_directory
+from store.model_store import ModelStore
 
 LABELS = ["negative", "positive"]
 
@@ -40,7 +40,7 @@ def newest_published(models_dir: Path, name: str) -> BenchModel | None:
     if not store.versions(name):
         return None
     found = store.resolve(name, "latest")
-    problems = verify_directory(found.path, found.name, found.version)
+    problems = store.problems(found.name, found.version)
     if problems:
         raise SystemExit(f"newest model {found.path} is damaged: {'; '.join(problems)}")
     return BenchModel(models_dir, name, found.version, found.path, "published")
@@ -57,7 +57,7 @@ def publish_stand_in(
     import torch
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-    from training.export import publish_model
+    from training.publish import publish_version
 
     base = tokenizer_dir or _embedded_base()
     tokenizer = AutoTokenizer.from_pretrained(base, local_files_only=True)
@@ -78,7 +78,7 @@ def publish_stand_in(
     else:
         raise ValueError(f"unknown stand-in model kind {kind!r}")
     model.eval()
-    published = publish_model(
+    published = publish_version(
         ModelStore(models_dir),
         name,
         model,

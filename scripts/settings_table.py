@@ -1,7 +1,8 @@
-"""Print the README's configuration table from `app.core.config.Settings` (or check it is current).
+"""Print the README's configuration table from `app.config.Settings` (or check it is current).
 
 python scripts/settings_table.py            # print the table
 python scripts/settings_table.py --check    # exit 1 when README.md's table is stale
+python scripts/settings_table.py --write    # rewrite the table in README.md
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import sys
 from pathlib import Path
 
 from app.cli import flag_name
-from app.core.config import Settings
+from app.config import Settings
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 BEGIN, END = "<!-- settings-table:begin -->", "<!-- settings-table:end -->"
@@ -36,10 +37,21 @@ def readme_table() -> str:
     return text.split(BEGIN, 1)[1].split(END, 1)[0].strip()
 
 
+def write() -> None:
+    text = README.read_text(encoding="utf-8")
+    head, rest = text.split(BEGIN, 1)
+    README.write_text(f"{head}{BEGIN}\n{render()}\n{END}{rest.split(END, 1)[1]}", encoding="utf-8")
+
+
 def main() -> int:
+    if "--write" in sys.argv[1:]:
+        write()
+        return 0
     if "--check" in sys.argv[1:]:
         if readme_table() != render():
-            print("README.md configuration table is stale: run python scripts/settings_table.py", file=sys.stderr)
+            print(
+                "README.md configuration table is stale: run python scripts/settings_table.py --write", file=sys.stderr
+            )
             return 1
         return 0
     print(render())

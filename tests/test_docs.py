@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from app.core.config import Settings
+from app.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 

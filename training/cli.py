@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from store.errors import StoreError
 from training.config import PRESETS, ConfigError, TrainConfig, preset
 from training.data import DataError
-from training.store import StoreError
 
 _TYPES: dict[str, Any] = {
     "str": str,
@@ -81,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"sentiment-train: {exc}", file=sys.stderr)
         return 2
-    from training.train import run  # heavy imports only once the flags are known to be fine
+    from training.pipeline import run  # heavy imports only once the flags are known to be fine
 
     try:
         published = run(config)

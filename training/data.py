@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from store.files import sha256_file
 from training.config import BUILTIN_DATA, TrainConfig
 from training.splits import DedupeStats, Row, dedupe, fingerprint, hash_split, normalise
-from training.store import sha256_file
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,9 @@
 """`sentiment-models parity`: (re)measure precision parity of a published version on this host.
 
-The version directory is immutable, so the result goes to a host sidecar
-(`<models>/<name>/.parity/<version>-<host fingerprint>.json`, see training/parity_store.py) that
+A plug-in command of the store's CLI (store/cli.py, entry point `sentiment_models.commands`): it
+needs the training data (training/data.py) and the inference layer. The version directory is
+immutable, so the result goes to a host sidecar
+(`<models>/<name>/.parity/<version>-<host fingerprint>.json`, see store/parity_records.py) that
 the service prefers over the manifest's record when it starts on a host with the same fingerprint.
 
 Dev data: by default the data the model was trained on, re-split exactly as the manifest's
@@ -17,19 +19,21 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from training.store import DEFAULT_NAME, ModelStore, ModelVersion, StoreError, read_manifest, verify_directory
+from inference.options import REDUCED_PRECISIONS
+from store.errors import StoreError
+from store.model_store import DEFAULT_NAME, ModelStore
 
 log = logging.getLogger(__name__)
 
 _DATA_KEYS = ("data", "dev_data", "test_data", "text_column", "label_column", "data_config")
-_PRECISIONS = ("bf16", "fp16", "int8")
 
 
 def _precision_list(value: str) -> list[str]:
     chosen = [p.strip() for p in value.split(",") if p.strip()]
-    bad = [p for p in chosen if p not in _PRECISIONS]
+    bad = [p for p in chosen if p not in REDUCED_PRECISIONS]
     if bad or not chosen:
-        raise argparse.ArgumentTypeError(f"choose from {', '.join(_PRECISIONS)} (fp32 is the reference), got {value!r}")
+        choices = ", ".join(REDUCED_PRECISIONS)
+        raise argparse.ArgumentTypeError(f"choose from {choices} (fp32 is the reference), got {value!r}")
     return chosen
 
 
@@ -108,16 +112,6 @@ def dev_examples(manifest: dict[str, Any], args: argparse.Namespace) -> tuple[li
     return split.texts, [index[n] for n in names], info
 
 
-def _load_model(version: ModelVersion, device: str) -> tuple[Any, Any]:
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(version.path, local_files_only=True, trust_remote_code=False)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        version.path, use_safetensors=True, local_files_only=True, trust_remote_code=False
-    )
-    return model.to(device).eval(), tokenizer
-
-
 def _print_table(results: dict[str, dict[str, Any]], bound: float) -> None:
     print(f"{'precision':<10} {'agreement':>9} {'acc delta':>9} {'max prob diff':>13} {'examples':>8}  verdict")
     for precision, e in results.items():
@@ -131,10 +125,11 @@ def _print_table(results: dict[str, dict[str, Any]], bound: float) -> None:
 def cmd_parity(store: ModelStore, args: argparse.Namespace) -> int:
     import torch
 
-    from app.model.hardware import host_fingerprint
-    from training import parity
+    from inference import parity
+    from inference.hardware import host_fingerprint
+    from inference.loader import read_pretrained
+    from store.parity_records import write_sidecar
     from training.data import DataError
-    from training.parity_store import write_sidecar
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.threads:
@@ -144,16 +139,17 @@ def cmd_parity(store: ModelStore, args: argparse.Namespace) -> int:
         print(f"sentiment-models parity: device {device!r} requested but CUDA is not available", file=sys.stderr)
         return 1
     version = store.resolve(args.name, args.ref)
-    problems = verify_directory(version.path, version.name, version.version)
+    problems = store.problems(version.name, version.version)
     if problems:
-        raise StoreError(f"{version.path} does not match its manifest: {'; '.join(problems)}")
-    manifest = read_manifest(version.path)
+        raise StoreError(f"{version.path} cannot be measured: {'; '.join(problems)}")
+    manifest = store.servable(version).manifest
     try:
         texts, label_ids, data_info = dev_examples(manifest, args)
     except (DataError, ValueError) as exc:
         print(f"sentiment-models parity: cannot get dev data: {exc}", file=sys.stderr)
         return 1
-    model, tokenizer = _load_model(version, device)
+    model, tokenizer = read_pretrained(version.path)
+    model.to(device)
     temperature = float(manifest.get("temperature", 1.0))
     results = parity.measure(model, tokenizer, texts, label_ids, temperature, device, args.precisions)
     fingerprint = host_fingerprint(device)

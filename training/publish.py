@@ -1,121 +1,83 @@
-"""Turn a finished training run into a published model version: calibrate, report, plot, publish."""
+"""Commit a trained classifier to the store as its next version (the model-directory contract: store/).
+
+The store checks the staged directory against the servable rules before it takes a version number,
+so a version published here is one `sentiment-serve` accepts.
+"""
 
 from __future__ import annotations
 
 import json
-import logging
-import math
-from collections.abc import Callable
+import platform
+import subprocess
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import numpy as np
-
-from training import base_model, model_card, parity, plots
-from training.config import TrainConfig
-from training.data import PreparedData
-from training.evaluate import (
-    calibration_summary,
-    classification_report,
-    expected_calibration_error,
-    fit_temperature,
-    nll,
-    reliability_bins,
-    softmax,
-)
-from training.export import publish_model
-from training.store import ModelStore
-
-if TYPE_CHECKING:
-    from training.train import FineTuned
-
-log = logging.getLogger(__name__)
-
-HEADLINE_KEYS = ("examples", "accuracy", "macro_f1", "nll", "ece", "nll_calibrated", "ece_calibrated")
+from store.model_store import ModelStore, ModelVersion
 
 
-def evaluate_splits(data: PreparedData, logits: dict[str, np.ndarray], temperature: float) -> dict[str, Any]:
-    """Full report per evaluated split, with NLL/ECE after temperature scaling alongside."""
-    reports: dict[str, Any] = {}
-    for role, split_logits in logits.items():
-        labels = np.asarray(data.splits[role].label_ids)
-        report = classification_report(split_logits, labels, data.labels)
-        calibrated = softmax(split_logits, temperature)
-        report["nll_calibrated"] = nll(calibrated, labels)
-        report["ece_calibrated"] = expected_calibration_error(calibrated, labels)
-        reports[role] = report
-    return reports
+def library_versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    versions = {"python": platform.python_version()}
+    for dist in ("torch", "transformers", "tokenizers", "accelerate", "datasets", "safetensors"):
+        try:
+            versions[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            continue
+    return versions
 
 
-def headline(reports: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """Manifest `metrics`: a few numbers per split; metrics.json has the rest."""
-    return {role: {k: r[k] for k in HEADLINE_KEYS} for role, r in reports.items()}
+def git_commit(cwd: Path | None = None) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=cwd or Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def manifest_fields(
-    config: TrainConfig, data: PreparedData, tuned: FineTuned, reports: dict[str, Any], temperature: float
-) -> dict[str, Any]:
+def publish_version(
+    store: ModelStore,
+    name: str,
+    model: Any,
+    tokenizer: Any,
+    manifest_fields: Mapping[str, Any],
+    extra_files: Mapping[str, str | bytes | Callable[[Path], None]] | None = None,
+) -> ModelVersion:
+    """Publish `model` + `tokenizer` (HF objects) as the next version of `name`.
+
+    `extra_files` maps a relative file name to its text, bytes, or a writer called with the
+    destination path (for plots). The label names must already be in `model.config.id2label`.
+    """
+    id2label = {int(k): v for k, v in model.config.id2label.items()}
+    if any(v.startswith("LABEL_") for v in id2label.values()):
+        raise ValueError(f"refusing to publish placeholder label names {id2label}: set real label names")
+
+    def populate(staging: Path) -> None:
+        model.save_pretrained(staging, safe_serialization=True)
+        tokenizer.save_pretrained(staging)
+        for rel, content in (extra_files or {}).items():
+            dest = staging / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if callable(content):
+                content(dest)
+            elif isinstance(content, bytes):
+                dest.write_bytes(content)
+            else:
+                dest.write_text(content, encoding="utf-8")
+
     fields: dict[str, Any] = {
-        "base_model": base_model.describe(config.base_model, base_model.resolve(config.base_model)),
-        "dataset": data.info,
-        "hyperparameters": config.hyperparameters(),
-        "metrics": headline(reports),
-        "temperature": temperature,
-        "training": tuned.training,
+        "labels": [id2label[i] for i in sorted(id2label)],
+        "libraries": library_versions(),
+        "git_commit": git_commit(),
+        **manifest_fields,
     }
-    # `precision_parity` is measured by publish_run (training/parity.py), not estimated here.
-    return fields
-
-
-def finite(value: Any) -> Any:
-    """`value` with NaN/inf replaced by None: JSON has no such numbers and strict parsers reject them."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [finite(v) for v in value]
-    return value
-
-
-def publish_run(config: TrainConfig, data: PreparedData, tuned: FineTuned) -> Path:
-    dev_logits = tuned.logits["dev"]
-    dev_labels = np.asarray(data.splits["dev"].label_ids)
-    temperature = fit_temperature(dev_logits, dev_labels)
-    reports = evaluate_splits(data, tuned.logits, temperature)
-    calibration = calibration_summary(dev_logits, dev_labels, temperature)
-    log.info(
-        "dev accuracy %.4f, macro-F1 %.4f; temperature %.3f (ECE %.4f -> %.4f)",
-        reports["dev"]["accuracy"],
-        reports["dev"]["macro_f1"],
-        temperature,
-        calibration["ece_before"],
-        calibration["ece_after"],
-    )
-    fields = finite(manifest_fields(config, data, tuned, reports, temperature))
-    # Measured before the commit point: the manifest is checksummed and immutable once published.
-    fields["precision_parity"] = finite(parity.for_publish(tuned.model, tuned.tokenizer, data, temperature))
-    metrics = {
-        "labels": data.labels,
-        "temperature": temperature,
-        "calibration_dev": calibration,
-        "splits": reports,
-        "training": tuned.training,
-        "log_history": tuned.log_history,
-    }
-    bins_before = reliability_bins(softmax(dev_logits), dev_labels)
-    bins_after = reliability_bins(softmax(dev_logits, temperature), dev_labels)
-    extra_files: dict[str, str | bytes | Callable[[Path], None]] = {
-        "metrics.json": json.dumps(finite(metrics), indent=2, allow_nan=False) + "\n",
-        "README.md": model_card.render(config.name, fields, reports, data.labels),
-        "training_curves.png": lambda p: plots.training_curves(tuned.log_history, p),
-        "confusion_matrix.png": lambda p: plots.confusion_matrix(
-            reports["dev"]["confusion_matrix"], data.labels, p, "Confusion matrix (dev)"
-        ),
-        "reliability.png": lambda p: plots.reliability_diagram(bins_before, bins_after, temperature, p),
-    }
-    published = publish_model(
-        ModelStore(config.models_dir), config.name, tuned.model, tuned.tokenizer, fields, extra_files
-    )
-    log.info("published %s version %d at %s", published.name, published.version, published.path)
-    return published.path
+    fields.setdefault("temperature", 1.0)
+    return store.publish(name, populate, json.loads(json.dumps(fields)))

@@ -11,9 +11,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from app.core.config import Settings
+from app.config import Settings
 from app.errors import AdminDisabled, Unauthorized
-from app.service import Service
+from app.lifecycle.service import Service
 
 _bearer = HTTPBearer(auto_error=False, description="Needed only when the server has an API key configured.")
 

@@ -13,11 +13,11 @@ import uuid
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.api.schemas import json_response
 from app.errors import BodyTooLarge, error_body
 from app.metrics import Metrics
-from app.schemas import json_response
 
-REQUEST_ID_HEADER = "x-request-id"
+REQUEST_ID_HEADER = b"x-request-id"
 _SANE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._~:/+=-]{1,128}$")
 
 
@@ -42,7 +42,7 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         request_id = b""
         for key, value in scope["headers"]:
-            if key == b"x-request-id":
+            if key == REQUEST_ID_HEADER:
                 request_id = value
                 break
         if not _SANE_REQUEST_ID.match(request_id):
@@ -54,7 +54,7 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), (b"x-request-id", request_id)]
+                message["headers"] = [*message.get("headers", ()), (REQUEST_ID_HEADER, request_id)]
             await send(message)
 
         try:

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from app.core.config import Settings
+from app.config import Settings
 
 
 def document_limits(app: FastAPI, settings: Settings) -> None:

@@ -14,10 +14,10 @@ import secrets
 from fastapi.security.utils import get_authorization_scheme_param
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.api.schemas import json_response
 from app.errors import QueueFull, error_body
+from app.lifecycle.service import Service, State
 from app.metrics import Metrics
-from app.schemas import json_response
-from app.service import Service, State
 
 log = logging.getLogger("app.errors")
 

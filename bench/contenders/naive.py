@@ -20,11 +20,11 @@ from typing import Any
 
 
 def precision_context(model: Any, device: str, dtype: str) -> Callable[[], AbstractContextManager[Any]]:
-    """Put `model` in `dtype` as the service does (app/model/precision.py); returns the context each
+    """Put `model` in `dtype` as the service does (inference/precision.py); returns the context each
     pipeline call runs in. The pipeline keeps the model object, so this adapts it in place."""
     import torch
 
-    from app.model import precision
+    from inference import precision
 
     on_gpu = device.startswith("cuda")
     if dtype == "fp32":

@@ -3,7 +3,7 @@
 The obvious LitServe implementation: `decode_request` takes the request's texts, LitServe gathers up
 to `max_batch_size` requests (waiting at most `batch_timeout` seconds), `predict` tokenizes the
 whole batch padded to its longest text and runs one forward pass through the service's own
-precision code (`app.model.precision.prepare_forward`), `unbatch` hands each request its rows.
+precision code (`inference.precision.prepare_forward`), `unbatch` hands each request its rows.
 `max_batch_size` counts requests, so the harness sets it per request size (docs/performance.md
 records the tuning that chose the values).
 
@@ -32,7 +32,7 @@ class SentimentAPI(ls.LitAPI):
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        from app.model.precision import prepare_forward
+        from inference.precision import prepare_forward
 
         torch.set_num_threads(self.threads)
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,23 +10,10 @@ import pytest
 
 from app import __version__
 from app.cli import build_parser, flag_name, main, parse_settings
-from app.core.config import Settings
-from training.store import sha256_file
-
-
-def serve_command() -> list[str]:
-    script = Path(sys.executable).with_name("sentiment-serve")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "app.cli"]
-
-
-def run_serve(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*serve_command(), "--device", "cpu", "--port", "0", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+from app.config import Settings
+from store.files import sha256_file
+from tests.helpers.models import build_tiny_bert
+from tests.helpers.serve import run_serve
 
 
 def test_every_setting_has_a_flag_and_env_var() -> None:
@@ -127,18 +112,32 @@ def test_lying_manifests_are_refused(
     assert problem in result.stderr
 
 
-def test_unloadable_weights_with_matching_manifest_are_refused(publish_tiny: Callable[..., Path]) -> None:
-    # Checksums can be recomputed over garbage; loading must still fail cleanly, not crash.
+@pytest.mark.parametrize(
+    ("weights_of", "problem"),
+    [
+        (None, "implausible safetensors header"),  # garbage: the servable rules catch it before loading
+        ("wider", "could not be loaded"),  # a whole safetensors file of another architecture: loading fails
+    ],
+)
+def test_unloadable_weights_with_matching_manifest_are_refused(
+    publish_tiny: Callable[..., Path], tmp_path: Path, weights_of: str | None, problem: str
+) -> None:
+    # Checksums can be recomputed over anything; the refusal must still be clean, not a crash.
     version_dir = publish_tiny()
     weights = version_dir / "model.safetensors"
-    weights.write_bytes(b"not a safetensors file")
+    if weights_of is None:
+        weights.write_bytes(b"not a safetensors file")
+    else:
+        wider = build_tiny_bert(["negative", "positive"], max_position_embeddings=256)
+        wider.save_pretrained(tmp_path / "wider", safe_serialization=True)
+        weights.write_bytes((tmp_path / "wider" / "model.safetensors").read_bytes())
     _rewrite_manifest(
         version_dir,
         lambda m: m["files"]["model.safetensors"].update(sha256=sha256_file(weights), size=weights.stat().st_size),
     )
     result = run_serve("--models-dir", str(version_dir.parent.parent))
     assert result.returncode == 2
-    assert "could not be loaded" in result.stderr and "Traceback" not in result.stderr
+    assert problem in result.stderr and "Traceback" not in result.stderr
 
 
 def test_pickle_weights_are_refused_even_when_listed(publish_tiny: Callable[..., Path]) -> None:

@@ -6,11 +6,8 @@ import asyncio
 import os
 import random
 import signal
-import socket
-import subprocess
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +17,7 @@ import pytest
 import torch
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.app.test_cli import serve_command
+from tests.helpers.serve import ServeProcess, start_serve
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
@@ -28,48 +25,15 @@ MAX_LENGTH = 128
 WORDS = ["the", "a", "film", "movie", "plot", "actor", "great", "awful", "boring", "brilliant", "scene", "slow", "dull"]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class Server:
-    url: str
-    process: subprocess.Popen[str]
-    log_path: Path
-
-    def log(self) -> str:
-        return self.log_path.read_text()
-
-
 @pytest.fixture
-def server(publish_tiny: Callable[..., Path], tmp_path: Path) -> Iterator[Server]:
+def server(publish_tiny: Callable[..., Path], tmp_path: Path) -> Iterator[ServeProcess]:
     version_dir = publish_tiny(temperature=1.3)
-    port = free_port()
-    log_path = tmp_path / "serve.log"
-    args = ["--models-dir", str(version_dir.parent.parent), "--host", "127.0.0.1", "--port", str(port)]
-    args += ["--device", "cpu", "--max-length", str(MAX_LENGTH), "--torch-threads", "1", "--drain-timeout-s", "20"]
-    with log_path.open("w") as log:
-        process = subprocess.Popen([*serve_command(), *args], stdout=log, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
+    args = ["--max-length", str(MAX_LENGTH), "--drain-timeout-s", "20"]
+    server = start_serve(version_dir.parent.parent, tmp_path, *args)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert process.poll() is None, log_path.read_text()
-            assert time.monotonic() < deadline, "server not ready in time:\n" + log_path.read_text()
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        yield Server(url, process, log_path)
+        yield server
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
+        server.kill()
 
 
 @pytest.fixture
@@ -122,7 +86,7 @@ def check_answer(body: dict[str, Any], texts: list[str], reference: Callable[[st
 
 
 async def test_concurrent_load_matches_one_at_a_time_and_drains_on_sigterm(
-    server: Server, reference: Callable[[str], tuple[np.ndarray, bool]]
+    server: ServeProcess, reference: Callable[[str], tuple[np.ndarray, bool]]
 ) -> None:
     rng = random.Random(7)
     payloads = [random_payload(rng) for _ in range(300)]

@@ -10,20 +10,20 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from app.core.config import Settings
+from app.config import Settings
+from app.lifecycle.service import load_configured
 from app.main import create_app
-from app.model.loader import load_model
-from tests.app.conftest import wait_ready
+from store.manifest import read_manifest
+from tests.helpers.app import wait_ready
 from training.config import preset
 from training.data import load_data
-from training.store import read_manifest
 
 REQUEST_SIZES = [1, 7, 32, 3, 64, 16, 1, 128]  # 252 texts in batches of many shapes and paddings
 
 
 def _client(models_dir: Path, dtype: str) -> TestClient:
     settings = Settings(models_dir=models_dir, device="cpu", dtype=dtype, torch_threads=2, log_level="warning")
-    client = TestClient(create_app(settings, load_model(settings)), raise_server_exceptions=False)
+    client = TestClient(create_app(settings, load_configured(settings)), raise_server_exceptions=False)
     client.__enter__()
     wait_ready(client)
     return client

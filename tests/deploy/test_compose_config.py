@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.deploy.support import COMPOSE_BASE, COMPOSE_OVERRIDES, REPO, compose_config
+from tests.helpers.deploy import COMPOSE_BASE, COMPOSE_OVERRIDES, REPO, compose_config
 
 COMBINATIONS = [
     (COMPOSE_BASE, *extra)

@@ -23,7 +23,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.deploy.support import (
+from tests.helpers.deploy import (
     API_JOB,
     DASHBOARD,
     DEPLOY,
@@ -33,11 +33,11 @@ from tests.deploy.support import (
     dashboard_queries,
     docker_json,
     finite_values,
-    free_loopback_port,
     retarget_scrape_config,
     run,
     wait_for,
 )
+from tests.helpers.net import free_port as loopback_port
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(1800)]
 
@@ -67,7 +67,7 @@ def compose_api(
     app_image: str, docker_env: dict[str, str], publish_tiny: Callable[..., Path]
 ) -> Iterator[tuple[ComposeApi, int, Path]]:
     version_dir = publish_tiny()
-    port = free_loopback_port()
+    port = loopback_port()
     env = {
         **docker_env,
         "SENTIMENT_IMAGE": app_image,
@@ -137,7 +137,7 @@ def test_compose_stack_end_to_end(
         assert [p["label"] in {"negative", "positive"} for p in body["predictions"]] == [True, True]
 
         # ---- a real Prometheus with deploy/'s scrape config, retargeted to the loopback ----
-        prom_port = free_loopback_port()
+        prom_port = loopback_port()
         shipped = yaml.safe_load((DEPLOY / "prometheus/prometheus.yml").read_text())
         prometheus = start_prometheus(retarget(shipped, f"127.0.0.1:{port}", f"127.0.0.1:{prom_port}"), prom_port)
         wait_for(lambda: prometheus.scalar(f'up{{job="{API_JOB}"}}') == 1, 30, what="up == 1 for the api")

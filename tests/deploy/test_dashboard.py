@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.deploy.support import (
+from tests.helpers.deploy import (
     DASHBOARD,
     DEPLOY,
     REPO,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from app.core.config import Settings
-from tests.deploy.support import REPO, run
+from app.config import Settings
+from tests.helpers.deploy import REPO, run
 
 DOCKERFILE = REPO / "Dockerfile"
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.deploy.support import REPO, run, yaml_docs
+from tests.helpers.deploy import REPO, run, yaml_docs
 
 K8S = REPO / "deploy" / "k8s"
 KUSTOMIZATIONS = ["base", "overlays/cpu", "train"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.support import DEPLOY, REPO, compose_config, require_tool, run
+from tests.helpers.deploy import DEPLOY, REPO, compose_config, require_tool, run
 
 NGINX_CONF = DEPLOY / "nginx" / "nginx.conf"
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.deploy.support import API_JOB, DEPLOY, exported_series_names, metric_names_in, run
+from tests.helpers.deploy import API_JOB, DEPLOY, exported_series_names, metric_names_in, run
 
 PROMETHEUS = DEPLOY / "prometheus"
 REQUIRED_ALERTS = {

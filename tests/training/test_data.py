@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.training.conftest import KEYWORDS, labelled_rows, write_rows
+from tests.helpers.data import KEYWORDS, labelled_rows, write_rows
 from training.config import TrainConfig
 from training.data import DataError, load_data
 from training.splits import assign_split

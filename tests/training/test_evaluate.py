@@ -3,14 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.evaluate import (
-    calibration_summary,
-    classification_report,
-    expected_calibration_error,
-    fit_temperature,
-    reliability_bins,
-    softmax,
-)
+from inference.scores import softmax
+from training.calibrate import calibration_summary, fit_temperature
+from training.evaluate import classification_report, expected_calibration_error, reliability_bins
 
 
 def test_report_on_hand_checked_predictions() -> None:

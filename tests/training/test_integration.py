@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from store.servable import version_problems
 from training.config import preset
 from training.data import load_data
 from training.evaluate import classification_report
-from training.store import verify_directory
 
 
 @pytest.mark.integration
@@ -24,7 +24,7 @@ def test_real_model_fine_tunes_and_reloads_with_plain_transformers(fine_tuned_mo
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     published = fine_tuned_model_dir
-    assert verify_directory(published, "sentiment", 1) == []
+    assert version_problems(published, "sentiment", 1) == []
     manifest = json.loads((published / "manifest.json").read_text())
     assert manifest["labels"] == ["negative", "positive"]
     assert manifest["metrics"]["dev"]["accuracy"] >= 0.70

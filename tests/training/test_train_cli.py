@@ -14,11 +14,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.training.conftest import labelled_rows, tiny_train_args
+from inference.loader import load_model
+from inference.options import LoadOptions
+from inference.scores import softmax
+from store.files import sha256_file
+from store.model_store import ModelStore
+from store.servable import version_problems
+from tests.helpers.data import labelled_rows, tiny_train_args
 from training.cli import build_parser, config_from_args, main
 from training.data import load_data
-from training.evaluate import softmax
-from training.store import ModelStore, sha256_file, verify_directory
 
 LABELS = ["negative", "neutral", "positive"]
 
@@ -49,7 +53,7 @@ def test_train_publishes_a_model_plain_transformers_can_use(
     assert code == 0, err
     published = Path(out.strip().splitlines()[-1])
     assert published == tmp_path / "models" / "sentiment" / "1"
-    assert verify_directory(published, "sentiment", 1) == []
+    assert version_problems(published, "sentiment", 1) == []
 
     config = json.loads((published / "config.json").read_text())
     assert config["id2label"] == {"0": "negative", "1": "neutral", "2": "positive"}
@@ -87,6 +91,10 @@ def test_train_publishes_a_model_plain_transformers_can_use(
         assert nll == pytest.approx(metrics["splits"][role]["nll"], abs=1e-4)
     # A model that learned nothing would make the row-order check above meaningless.
     assert manifest["metrics"]["dev"]["accuracy"] >= 0.6
+
+    # What sentiment-train publishes, sentiment-serve accepts (the same servable rules, store/servable.py).
+    loaded = load_model(ModelStore(tmp_path / "models"), "sentiment", "latest", LoadOptions(device="cpu"))
+    assert loaded.source.labels == LABELS and loaded.source.version == 1
 
 
 def test_bad_data_exits_2_names_the_row_and_publishes_nothing(

@@ -21,8 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.training.conftest import tiny_train_args
-from training.store import STAGING_PREFIX, ModelStore, verify_directory
+from store.model_store import STAGING_PREFIX, ModelStore
+from store.servable import version_problems
+from tests.helpers.data import tiny_train_args
 
 pytestmark = pytest.mark.integration
 
@@ -60,7 +61,7 @@ def assert_store_sound(models: Path, context: str) -> list[int]:
     store = ModelStore(models)
     versions = store.versions("sentiment")
     for version in versions:
-        problems = verify_directory(store.version_dir("sentiment", version), "sentiment", version)
+        problems = version_problems(store.version_dir("sentiment", version), "sentiment", version)
         assert problems == [], f"{context}: version {version} is published but broken: {problems}"
     return versions
 

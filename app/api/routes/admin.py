@@ -8,8 +8,8 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from app.api.deps import AdminKeyDep
-from app.schemas import ErrorResponse, ReloadRequest, ReloadResponse, json_response
-from app.swap import ModelSwapper
+from app.api.schemas import ErrorResponse, ReloadRequest, ReloadResponse, json_response
+from app.lifecycle.swap import ModelSwapper
 
 router = APIRouter(tags=["models"])
 

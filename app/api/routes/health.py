@@ -8,8 +8,8 @@ from fastapi import APIRouter
 from starlette.responses import Response
 
 from app.api.deps import ServiceDep
-from app.schemas import HealthResponse, LiveResponse, json_response
-from app.service import Service, State
+from app.api.schemas import HealthResponse, LiveResponse, json_response
+from app.lifecycle.service import Service, State
 
 router = APIRouter(tags=["health"])
 

@@ -6,9 +6,9 @@ from fastapi import APIRouter
 from starlette.responses import Response
 
 from app.api.deps import ApiKeyDep, ServiceDep
+from app.api.schemas import ModelsResponse, error_responses, json_response
 from app.errors import NotReady
-from app.schemas import ModelsResponse, error_responses, json_response
-from app.service import State
+from app.lifecycle.service import State
 
 router = APIRouter(tags=["models"])
 

@@ -12,9 +12,10 @@ from starlette.responses import Response
 from starlette.types import Receive
 
 from app.api.deps import ApiKeyDep, ServiceDep
-from app.batching import Ticket
+from app.api.schemas import PredictRequest, PredictResponse, error_responses, json_response
+from app.engine.tickets import Ticket
 from app.errors import TooManyTexts
-from app.schemas import PredictRequest, PredictResponse, error_responses, json_response
+from inference.scores import softmax
 
 router = APIRouter(tags=["predict"])
 
@@ -41,7 +42,7 @@ async def predict(payload: PredictRequest, request: Request, service: ServiceDep
     finally:
         watcher.cancel()
     # The version that ran this request's batches, not the one active now: a swap may have happened
-    # since admission, and a request is pinned to the model that tokenized it (app/swap.py).
+    # since admission, and a request is pinned to the model that tokenized it (app/lifecycle/swap.py).
     source = ticket.model.loaded.source
     return json_response(
         {
@@ -55,13 +56,7 @@ async def predict(payload: PredictRequest, request: Request, service: ServiceDep
 def _predictions(
     logits: np.ndarray, ticket: Ticket, labels: list[str], temperature: float, raw: bool
 ) -> list[dict[str, Any]]:
-    if raw:
-        scores = logits.astype(np.float64)
-    else:
-        z = logits.astype(np.float64) / temperature
-        z -= z.max(axis=1, keepdims=True)
-        np.exp(z, out=z)
-        scores = z / z.sum(axis=1, keepdims=True)
+    scores = logits.astype(np.float64) if raw else softmax(logits, temperature)
     key = "logits" if raw else "probabilities"
     return [
         {"label": labels[k], "score": row[k], key: dict(zip(labels, row, strict=True)), "truncated": cut}

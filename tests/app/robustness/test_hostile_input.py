@@ -17,11 +17,11 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.core.config import Settings
+from app.config import Settings
 from app.errors import ERROR_TYPES
+from app.lifecycle.service import load_configured
 from app.main import create_app
-from app.model.loader import load_model
-from tests.app.conftest import TEST_SETTINGS, wait_ready
+from tests.helpers.app import TEST_SETTINGS, wait_ready
 
 MAX_TEXTS = 16
 LABELS = ["negative", "positive"]
@@ -40,7 +40,7 @@ hostile_text = st.lists(st.one_of(st.sampled_from(NASTY), st.text(any_char, max_
 @pytest.fixture(scope="module")
 def client(shared_models_dir: Path) -> Iterator[TestClient]:
     config = Settings(models_dir=shared_models_dir, **{**TEST_SETTINGS, "max_texts_per_request": MAX_TEXTS})
-    with TestClient(create_app(config, load_model(config)), raise_server_exceptions=False) as test_client:
+    with TestClient(create_app(config, load_configured(config)), raise_server_exceptions=False) as test_client:
         wait_ready(test_client)
         yield test_client
         assert test_client.get("/health").status_code == 200  # healthy after everything the module sent

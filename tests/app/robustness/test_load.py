@@ -21,8 +21,8 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.app.robustness.client import Connection, ConnectionDropped, Reply
-from tests.app.robustness.conftest import ServeProcess
+from tests.helpers.client import Connection, ConnectionDropped, Reply
+from tests.helpers.serve import ServeProcess
 
 pytestmark = pytest.mark.integration
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.app.robustness.conftest import ServeProcess
-from tests.app.test_openapi_contract import check_against_openapi
+from tests.helpers.openapi import check_against_openapi
+from tests.helpers.serve import ServeProcess
 
 pytestmark = pytest.mark.integration
 

@@ -22,23 +22,22 @@ import httpx
 import pytest
 
 from app.cli import main as serve_main
-from app.core.config import Settings
-from app.model.loader import ModelLoadError, load_model, locate
-from tests.app.conftest import TEST_SETTINGS
-from tests.app.robustness.conftest import ServeProcess
-from training.store import file_inventory
+from app.config import Settings
+from app.lifecycle.service import load_configured
+from inference.errors import ModelLoadError
+from inference.loader import locate as locate_in_store
+from store.model_store import ModelStore
+from tests.helpers.app import TEST_SETTINGS
+from tests.helpers.models import reseal
+from tests.helpers.serve import ServeProcess
 
 
 def settings_for(models_dir: Path, **overrides: Any) -> Settings:
     return Settings(models_dir=models_dir, **{**TEST_SETTINGS, **overrides})
 
 
-def reseal(version_dir: Path) -> None:
-    """Rewrite the manifest's file table to match the directory: a manifest that lies consistently."""
-    path = version_dir / "manifest.json"
-    manifest = json.loads(path.read_text())
-    manifest["files"] = file_inventory(version_dir)
-    path.write_text(json.dumps(manifest))
+def locate(settings: Settings) -> Any:
+    return locate_in_store(ModelStore(settings.models_dir), settings.name, settings.version)
 
 
 # ---- the models directory cannot be escaped --------------------------------------------------------
@@ -99,14 +98,14 @@ def test_an_alias_cannot_smuggle_a_path(publish_tiny: Callable[..., Path]) -> No
 def test_a_directory_with_only_pytorch_model_bin_is_refused(publish_tiny: Callable[..., Path]) -> None:
     import torch
 
-    from tests.conftest import build_tiny_bert
+    from tests.helpers.models import build_tiny_bert
 
     version_dir = publish_tiny()
     (version_dir / "model.safetensors").unlink()
     torch.save(build_tiny_bert(["negative", "positive"]).state_dict(), version_dir / "pytorch_model.bin")
     reseal(version_dir)
     with pytest.raises(ModelLoadError, match=r"model\.safetensors|pickle"):
-        load_model(settings_for(version_dir.parent.parent))
+        load_configured(settings_for(version_dir.parent.parent))
 
 
 def test_auto_map_code_in_a_model_directory_is_never_executed(
@@ -131,7 +130,7 @@ def test_auto_map_code_in_a_model_directory_is_never_executed(
     (version_dir / "tokenizer_config.json").write_text(json.dumps(tokenizer_config))
     reseal(version_dir)
     try:
-        loaded = load_model(settings_for(version_dir.parent.parent))
+        loaded = load_configured(settings_for(version_dir.parent.parent))
     except ModelLoadError:
         pass  # refusing is fine too; running the code is not
     else:

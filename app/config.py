@@ -1,0 +1,164 @@
+"""Every knob of the service in one pydantic-settings class.
+
+Environment variables carry the SENTIMENT_ prefix (SENTIMENT_MODELS_DIR, ...); `sentiment-serve`
+generates one command-line flag per field from this class (app/cli.py), so the two cannot drift.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from inference.options import DtypeChoice, LoadOptions
+from inference.padding import padded_length
+
+Truncation = Literal["truncate", "reject"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+
+def usable_cpus() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SENTIMENT_", extra="ignore", frozen=True)
+
+    # ---- model ------------------------------------------------------------------------
+    models_dir: Path = Field(Path("models"), description="Root of the model store (docs/model-format.md).")
+    name: str = Field("sentiment", description="Model name inside the store.")
+    version: str = Field("latest", description="Model version: a number, an alias, or 'latest'.")
+    device: str = Field(
+        "auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto (CUDA when present), cpu, cuda or cuda:N."
+    )
+    dtype: DtypeChoice = Field(
+        "auto",
+        description="Inference precision. auto: on CUDA bf16 (else fp16), on CPU bf16 where the CPU has native "
+        "bf16, else int8 where it has int8 dot-product units, else fp32; a precision is only taken when its "
+        "recorded parity with fp32 passes min_precision_agreement. fp16 needs CUDA, int8 the CPU.",
+    )
+    min_precision_agreement: float = Field(
+        0.99,
+        ge=0.0,
+        le=1.0,
+        description="Least recorded share of labels a reduced precision must agree on with fp32 to be served; "
+        "below it the next candidate (finally fp32) is used.",
+    )
+    max_length: int | None = Field(
+        None, ge=8, le=8192, description="Token limit per input; default: the model's own limit."
+    )
+    torch_threads: int = Field(
+        default_factory=usable_cpus, ge=1, le=256, description="torch intra-op threads (default: usable CPUs)."
+    )
+    inference_workers: int | None = Field(
+        None,
+        ge=1,
+        le=64,
+        description="Batches computed side by side in their own threads (a lone batch uses all torch_threads, "
+        "concurrent ones share them); default 2 on a CPU with torch_threads >= 2, else 1.",
+    )
+
+    # ---- HTTP -------------------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="Bind address (containers set 0.0.0.0).")
+    port: int = Field(8000, ge=0, le=65535, description="Bind port.")
+    api_key: SecretStr | None = Field(
+        None,
+        description="When set, /predict and /v1/models need 'Authorization: Bearer <key>' "
+        "(prefer the env var: command lines are visible to other users).",
+    )
+    log_level: LogLevel = Field("info", description="Log level.")
+    access_log: bool = Field(False, description="Log one line per HTTP request (costs throughput).")
+    drain_timeout_s: float = Field(
+        30.0, ge=0, le=3600, description="On SIGTERM: seconds to finish queued and in-flight work."
+    )
+
+    # ---- model swap (app/lifecycle/swap.py, app/lifecycle/watcher.py) -----------------------
+    admin_api_key: SecretStr | None = Field(
+        None,
+        description="Bearer key for POST /v1/models/reload (falls back to api_key); with neither set the "
+        "admin endpoint answers 403 admin_disabled.",
+    )
+    watch_alias: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z][A-Za-z0-9._-]{0,127}$",
+        description="Follow this alias (or 'latest'): when it moves to another version, swap to it.",
+    )
+    watch_interval_s: float = Field(
+        1.0, gt=0, le=3600, description="How often the watcher looks at the store (two stat calls)."
+    )
+
+    # ---- batching ---------------------------------------------------------------------
+    max_batch_size: int = Field(64, ge=1, le=4096, description="Most inputs in one forward pass.")
+    max_batch_tokens: int = Field(
+        8192, ge=8, le=1 << 22, description="Most padded tokens (longest x count) in one forward pass."
+    )
+    max_wait_ms: float = Field(
+        5.0, ge=0, le=10_000, description="While the device is busy, how long the next batch may keep filling."
+    )
+    sort_window: int = Field(
+        # 1024 over 256: ~5% more throughput with 32-text requests at concurrency 16 (docs/performance.md).
+        1024,
+        ge=1,
+        le=1 << 16,
+        description="Oldest queued inputs considered when grouping inputs by length.",
+    )
+    max_padding_ratio: float | None = Field(
+        None,
+        ge=1.0,
+        description="Stop growing a batch (once it holds 8 inputs or 128 real tokens) when (longest x count) / "
+        "real tokens would exceed this; default 1.1 on CPU, unlimited on CUDA.",
+    )
+    queue_capacity: int = Field(2048, ge=1, le=1 << 24, description="Most queued inputs; beyond it: 429.")
+
+    # ---- limits -----------------------------------------------------------------------
+    request_timeout_s: float = Field(
+        30.0, gt=0, le=3600, description="Default deadline per request (a request may ask for a shorter or longer one)."
+    )
+    max_texts_per_request: int = Field(256, ge=1, le=1 << 16, description="Most texts in one request; beyond: 413.")
+    max_body_bytes: int = Field(
+        1 << 20, ge=64, le=1 << 30, description="Largest request body in bytes; beyond: 413, checked before parsing."
+    )
+    truncation: Truncation = Field(
+        "truncate", description="Texts over the token limit: 'truncate' (and flag them) or 'reject' (413)."
+    )
+
+    @model_validator(mode="after")
+    def _batch_fits_one_input(self) -> Settings:
+        if self.max_length is not None and self.max_batch_tokens < padded_length(self.max_length):
+            raise ValueError(
+                f"max_batch_tokens ({self.max_batch_tokens}) must hold one input of max_length "
+                f"({self.max_length}, padded to {padded_length(self.max_length)})"
+            )
+        return self
+
+    def load_options(self) -> LoadOptions:
+        """What the inference layer needs to load a version the way this service runs it."""
+        return LoadOptions(
+            device=self.device,
+            dtype=self.dtype,
+            min_precision_agreement=self.min_precision_agreement,
+            max_length=self.max_length,
+            torch_threads=self.torch_threads,
+            max_batch_tokens=self.max_batch_tokens,
+        )
+
+    def resolved_inference_workers(self, device: str) -> int:
+        # On a CPU, two batches on one thread each beat one batch whose threads wait for each other at
+        # every operator: +25% sentences/s with 1-text requests at concurrency 64 (docs/performance.md).
+        # A GPU runs one kernel stream; a second worker would only contend for it.
+        if self.inference_workers is not None:
+            return self.inference_workers
+        return 2 if not device.startswith("cuda") and self.torch_threads >= 2 else 1
+
+    def resolved_padding_ratio(self, device: str) -> float | None:
+        # On a CPU every padded token costs compute; on a GPU fewer, larger batches win.
+        if self.max_padding_ratio is not None:
+            return self.max_padding_ratio
+        # 1.1: measured best of 1.05-1.3 with the mixed benchmark workload (docs/performance.md).
+        return None if device.startswith("cuda") else 1.1

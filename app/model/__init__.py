@@ -1,1 +1,0 @@
-"""Loading a published model and running it: loader (verify + load), precision, runtime."""

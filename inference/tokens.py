@@ -1,0 +1,53 @@
+"""Tokenisation as the service does it, in one place: the serving tokenizer and the token limit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from inference.errors import ModelLoadError
+
+
+@dataclass(slots=True)
+class Tokenized:
+    """One request's texts as token ids (the shape the batching engine queues)."""
+
+    ids: list[Sequence[int]]
+    lengths: list[int]
+    truncated: list[bool]
+
+
+def position_limit(model_config: Any) -> int:
+    return int(getattr(model_config, "max_position_embeddings", 512))
+
+
+def resolve_max_length(requested: int | None, tokenizer_limit: int, positions: int) -> int:
+    """The token limit per input: the requested one, else the smaller of the tokenizer's and the model's."""
+    max_length = requested or min(int(tokenizer_limit), positions)
+    if max_length > positions:
+        raise ModelLoadError(f"max_length {max_length} exceeds the model's {positions} positions")
+    return max_length
+
+
+def serving_tokenizer(hf_tokenizer: Any, max_length: int) -> Any:
+    """A private copy of the fast (Rust) tokenizer that truncates at `max_length` and never pads.
+
+    A copy, because tokenizer.json carries padding/truncation settings from its origin (MiniLM's pads
+    to 128) and the caller's tokenizer may still be saved or used elsewhere.
+    """
+    from tokenizers import Tokenizer
+
+    if not getattr(hf_tokenizer, "is_fast", False):
+        raise ModelLoadError("the tokenizer is not a fast (tokenizer.json) tokenizer")
+    backend = Tokenizer.from_str(hf_tokenizer.backend_tokenizer.to_str())
+    backend.no_padding()
+    backend.enable_truncation(max_length)
+    return backend
+
+
+def encode(tokenizer: Any, texts: Sequence[str]) -> Tokenized:
+    # One Rust call per request; `_fast` skips character offsets we never use.
+    encodings = tokenizer.encode_batch_fast(list(texts))
+    ids = [e.ids for e in encodings]
+    return Tokenized(ids=ids, lengths=[len(x) for x in ids], truncated=[bool(e.overflowing) for e in encodings])

@@ -1,0 +1,1 @@
+"""Helpers shared by the tests (importable; conftest files only turn them into fixtures)."""

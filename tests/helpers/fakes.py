@@ -1,0 +1,52 @@
+"""A stand-in for the real model, for tests of the batching engine and the HTTP layer."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+
+from inference.errors import OutOfMemory
+from inference.tokens import Tokenized
+
+
+class FakeModel:
+    """Stands in for the real model: a text of n characters is n tokens.
+
+    Logits are a pure function of the text (sum of code points, length), so a test can check each
+    answer went to the right request. A text containing "!" makes its batch fail; `gate` holds
+    every forward pass until set; `oom_above` raises OutOfMemory for larger batches.
+    """
+
+    def __init__(self, max_length: int = 10_000, oom_above: int | None = None) -> None:
+        self.max_length = max_length
+        self.oom_above = oom_above
+        self.gate = threading.Event()
+        self.gate.set()
+        self.batches: list[list[str]] = []  # texts of every batch that reached predict, in order
+        self.collated = 0
+        self.started = threading.Event()  # set when a forward pass begins
+
+    def tokenize(self, texts: Sequence[str]) -> Tokenized:
+        ids = [[ord(c) for c in t[: self.max_length]] for t in texts]
+        return Tokenized(ids=ids, lengths=[len(x) for x in ids], truncated=[len(t) > self.max_length for t in texts])
+
+    def collate(self, ids: Sequence[Sequence[int]]) -> list[list[int]]:
+        self.collated += 1
+        return [list(x) for x in ids]
+
+    def predict(self, batch: list[list[int]]) -> np.ndarray:
+        self.started.set()
+        self.gate.wait(30)
+        if self.oom_above is not None and len(batch) > self.oom_above:
+            raise OutOfMemory(f"fake OOM at {len(batch)}")
+        texts = ["".join(map(chr, x)) for x in batch]
+        self.batches.append(texts)
+        if any("!" in t for t in texts):
+            raise RuntimeError("fake forward failure")
+        return np.array([expected_logits(t) for t in texts], dtype=np.float32)
+
+
+def expected_logits(text: str) -> list[float]:
+    return [float(sum(map(ord, text)) % 9973), float(len(text))]

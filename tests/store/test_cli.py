@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from store.cli import main
+
+
+def _run(capsys: pytest.CaptureFixture[str], models: Path, *argv: str) -> tuple[int, str, str]:
+    capsys.readouterr()  # drop what earlier steps (publishing) printed
+    code = main(["--models-dir", str(models), *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_list_quiet_exit_code_tracks_whether_a_version_exists(
+    publish_tiny: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    models = tmp_path / "models"
+    code, out, _ = _run(capsys, models, "list", "--name", "sentiment", "--quiet")
+    assert (code, out) == (1, "")
+    publish_tiny()
+    publish_tiny(seed=1)
+    code, out, _ = _run(capsys, models, "list", "--name", "sentiment", "--quiet")
+    assert (code, out.split()) == (0, ["sentiment/1", "sentiment/2"])
+    assert _run(capsys, models, "list", "--name", "other", "--quiet")[0] == 1
+
+
+def test_list_shows_versions_aliases_and_metrics(
+    publish_tiny: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    models = tmp_path / "models"
+    publish_tiny(metrics={"dev": {"accuracy": 0.8731}})
+    publish_tiny(name="topics", labels=["a", "b", "c"])
+    assert _run(capsys, models, "alias", "production", "1")[0] == 0
+    code, out, _ = _run(capsys, models, "list")
+    assert code == 0
+    assert "sentiment" in out and "topics" in out
+    line = next(line for line in out.splitlines() if line.strip().startswith("1 ") and "0.8731" in line)
+    assert "[production]" in line and "negative,positive" in line
+
+
+def test_show_prints_the_manifest(
+    publish_tiny: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = publish_tiny(temperature=1.7)
+    code, out, _ = _run(capsys, tmp_path / "models", "show", "1")
+    shown = json.loads(out)
+    assert code == 0 and shown["temperature"] == 1.7 and shown["path"] == str(path)
+    assert isinstance(shown["files"], str)
+    code, out, _ = _run(capsys, tmp_path / "models", "show", "--files")
+    assert "model.safetensors" in json.loads(out)["files"]
+    code, _, err = _run(capsys, tmp_path / "models", "show", "9")
+    assert code == 1 and "has no version 9" in err
+
+
+def test_verify_names_every_problem_and_fails(
+    publish_tiny: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    models = tmp_path / "models"
+    good, bad = publish_tiny(), publish_tiny(seed=1)
+    assert _run(capsys, models, "verify", "--all") == (0, "OK   sentiment/1\nOK   sentiment/2\n", "")
+    weights = bytearray((bad / "model.safetensors").read_bytes())
+    weights[len(weights) // 2] ^= 0x01  # one flipped bit somewhere in the tensor data
+    (bad / "model.safetensors").write_bytes(bytes(weights))
+    (bad / "tokenizer.json").unlink()
+    (bad / "extra.bin").write_bytes(b"x")
+    code, out, _ = _run(capsys, models, "verify", "2")
+    assert code == 1
+    assert out.splitlines() == [
+        "FAIL sentiment/2: missing file: tokenizer.json",
+        "FAIL sentiment/2: unexpected file: extra.bin",
+        "FAIL sentiment/2: altered file: model.safetensors (sha256 mismatch)",
+    ]
+    code, out, _ = _run(capsys, models, "verify", "--all")
+    assert code == 1 and "OK   sentiment/1" in out
+    assert _run(capsys, models, "verify", "--path", str(good))[0] == 0
+
+
+def test_verify_catches_labels_that_disagree_with_the_manifest(
+    publish_tiny: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = publish_tiny()
+    manifest_path = path / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["labels"] = ["positive", "negative"]  # swapped: checksums still match, meaning does not
+    manifest_path.write_text(json.dumps(manifest))
+    code, out, _ = _run(capsys, tmp_path / "models", "verify")
+    assert code == 1 and "disagree with config.json id2label" in out
+
+
+def test_alias_set_change_resolve_and_delete(
+    publish_tiny: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    models = tmp_path / "models"
+    publish_tiny()
+    publish_tiny(seed=1)
+    assert _run(capsys, models, "alias", "production", "1")[0] == 0
+    assert _run(capsys, models, "alias", "production") == (0, "1\n", "")
+    assert _run(capsys, models, "alias", "production", "2")[0] == 0
+    assert json.loads((models / "sentiment" / "aliases.json").read_text()) == {"production": 2}
+    assert _run(capsys, models, "alias", "canary", "1")[0] == 0
+    assert _run(capsys, models, "alias") == (0, "canary -> 1\nproduction -> 2\n", "")
+    assert _run(capsys, models, "alias", "--delete", "canary")[0] == 0
+    assert _run(capsys, models, "alias")[1] == "production -> 2\n"
+    code, _, err = _run(capsys, models, "alias", "production", "7")
+    assert code == 1 and "has no version 7" in err
+    code, _, err = _run(capsys, models, "alias", "latest", "1")
+    assert code == 1 and "invalid alias" in err
+    assert not list((models / "sentiment").glob(".aliases.json.*"))  # no temp files left behind
