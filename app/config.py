@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from inference.options import DtypeChoice, LoadOptions
+from inference.options import DtypeChoice, LoadOptions, PackingChoice
 from inference.padding import padded_length
 
 Truncation = Literal["truncate", "reject"]
@@ -49,6 +49,11 @@ class Settings(BaseSettings):
         le=1.0,
         description="Least recorded share of labels a reduced precision must agree on with fp32 to be served; "
         "below it the next candidate (finally fp32) is used.",
+    )
+    packing: PackingChoice = Field(
+        "auto",
+        description="Padding-free batches (BERT encoders): auto packs when the recorded packed-vs-padded parity "
+        "passes min_precision_agreement, on packs unless a record disagrees, off always pads.",
     )
     max_length: int | None = Field(
         None, ge=8, le=8192, description="Token limit per input; default: the model's own limit."
@@ -143,6 +148,7 @@ class Settings(BaseSettings):
             device=self.device,
             dtype=self.dtype,
             min_precision_agreement=self.min_precision_agreement,
+            packing=self.packing,
             max_length=self.max_length,
             torch_threads=self.torch_threads,
             max_batch_tokens=self.max_batch_tokens,

@@ -80,7 +80,10 @@ class Metrics:
             "sentiment_rejections_total", "Requests refused or dropped, by reason.", ["reason"], registry=r
         )
         self.model_info = Gauge(
-            "sentiment_model_info", "The active model (value 1).", ["name", "version", "device", "dtype"], registry=r
+            "sentiment_model_info",
+            "The active model (value 1): its version, device, precision and batch layout (packed or padded).",
+            ["name", "version", "device", "dtype", "layout"],
+            registry=r,
         )
         self.model_swaps = Counter(
             "sentiment_model_swaps_total", "Model swaps while serving, by outcome.", ["outcome"], registry=r
@@ -117,10 +120,10 @@ class Metrics:
     def track_queue_depth(self, depth: Callable[[], float]) -> None:
         self.queue_depth.set_function(depth)
 
-    def set_model(self, name: str, version: int, device: str, dtype: str) -> None:
+    def set_model(self, name: str, version: int, device: str, dtype: str, layout: str = "padded") -> None:
         # clear(): after a model swap only the active version's series remains.
         self.model_info.clear()
-        self.model_info.labels(name=name, version=str(version), device=device, dtype=dtype).set(1)
+        self.model_info.labels(name=name, version=str(version), device=device, dtype=dtype, layout=layout).set(1)
 
     def track_gpu_memory(self, allocated: Callable[[], float], reserved: Callable[[], float]) -> None:
         """GPU memory gauges, read at scrape time (once per process: a swap keeps the same device)."""

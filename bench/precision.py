@@ -41,9 +41,9 @@ def _timed(forward: Any, batches: list[Any], n: int) -> tuple[np.ndarray, np.nda
     logits: np.ndarray | None = None
     seconds = np.empty(len(batches))
     cpu = time.process_time()
-    for k, (rows, input_ids, mask) in enumerate(batches):
+    for k, (rows, batch) in enumerate(batches):
         started = time.perf_counter()
-        out = forward(input_ids, mask)
+        out = forward(batch)
         seconds[k] = time.perf_counter() - started
         if logits is None:
             logits = np.empty((n, out.shape[1]), dtype=np.float32)
@@ -54,9 +54,9 @@ def _timed(forward: Any, batches: list[Any], n: int) -> tuple[np.ndarray, np.nda
 
 def _latency_ms(forward: Any, singles: list[Any]) -> dict[str, float]:
     samples = []
-    for _, input_ids, mask in singles:
+    for _, batch in singles:
         started = time.perf_counter()
-        forward(input_ids, mask)
+        forward(batch)
         samples.append((time.perf_counter() - started) * 1000)
     return {"p50_ms": float(np.percentile(samples, 50)), "p95_ms": float(np.percentile(samples, 95))}
 

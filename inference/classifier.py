@@ -14,7 +14,8 @@ import torch
 
 from inference.errors import OutOfMemory
 from inference.loader import LoadedModel
-from inference.padding import pad_batch, pad_multiple
+from inference.packing import PackedBatch, pack
+from inference.padding import PaddedBatch, pad_batch, pad_multiple
 from inference.precision import is_out_of_memory, release_cached_memory
 from inference.tokens import Tokenized, encode
 
@@ -28,22 +29,26 @@ class TextClassifier:
         self._device = torch.device(loaded.device)
         self._on_gpu = loaded.device.startswith("cuda")
         self.pad_multiple = pad_multiple(loaded.device)
+        self.packed = loaded.packed
         self._forward = loaded.forward
 
     def tokenize(self, texts: Sequence[str]) -> Tokenized:
         return encode(self._tokenizer, texts)
 
-    def collate(self, ids: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        input_ids, mask = pad_batch(ids, self._pad_id, self._cap, self.pad_multiple)
-        tensors = torch.from_numpy(input_ids), torch.from_numpy(mask)
+    def collate(self, ids: Sequence[Sequence[int]]) -> PaddedBatch | PackedBatch:
+        if self.packed:
+            batch: PaddedBatch | PackedBatch = pack(ids)
+        else:
+            input_ids, mask = pad_batch(ids, self._pad_id, self._cap, self.pad_multiple)
+            batch = PaddedBatch(torch.from_numpy(input_ids), torch.from_numpy(mask))
         if self._on_gpu:
-            # Pinned host memory lets the copy run asynchronously while the previous batch computes.
-            return tuple(t.pin_memory().to(self._device, non_blocking=True) for t in tensors)  # type: ignore[return-value]
-        return tensors
+            # The copy runs asynchronously while the previous batch computes.
+            return batch.to(self._device, non_blocking=True)
+        return batch
 
-    def predict(self, batch: tuple[torch.Tensor, torch.Tensor]) -> np.ndarray:
+    def predict(self, batch: PaddedBatch | PackedBatch) -> np.ndarray:
         try:
-            return self._forward(*batch)
+            return self._forward(batch)
         except Exception as exc:
             if is_out_of_memory(exc):
                 release_cached_memory(self.loaded.device)

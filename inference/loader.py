@@ -31,8 +31,13 @@ class LoadedModel:
     position_limit: int
     device: str
     dtype: Dtype
-    forward: Any  # (input_ids, attention_mask) -> float32 numpy logits; see inference/precision.py
+    forward: Any  # batch (padded or packed) -> float32 numpy logits; see inference/precision.py
     precision: Any = None  # inference.selection.PrecisionChoice: why `dtype` (None when built by hand)
+    execution: Any = None  # inference.selection.ExecutionChoice: packed or padded, and why
+
+    @property
+    def packed(self) -> bool:
+        return bool(self.execution is not None and self.execution.packed)
 
 
 def _train_hint(store: ModelStore, name: str) -> str:
@@ -91,7 +96,7 @@ def load(source: ModelSource, options: LoadOptions, store: ModelStore) -> Loaded
     import torch
 
     from inference.precision import prepare_forward
-    from inference.selection import resolve_precision
+    from inference.selection import resolve_packing, resolve_precision
     from inference.tokens import position_limit, resolve_max_length, serving_tokenizer
 
     if options.torch_threads:
@@ -115,14 +120,16 @@ def load(source: ModelSource, options: LoadOptions, store: ModelStore) -> Loaded
         tokenizer = serving_tokenizer(hf_tokenizer, max_length)
     except ModelLoadError as exc:
         raise ModelLoadError(f"{source.path}: {exc}") from exc
-    forward = prepare_forward(model, device, precision.dtype)
+    execution = resolve_packing(options, store, source, device, precision.dtype, model)
+    forward = prepare_forward(model, device, precision.dtype, packed=execution.packed)
     log.info(
-        "loaded %s version %d from %s on %s/%s (max_length %d)",
+        "loaded %s version %d from %s on %s/%s, %s batches (max_length %d)",
         source.name,
         source.version,
         source.path,
         device,
         precision.dtype,
+        execution.layout,
         max_length,
     )
     return LoadedModel(
@@ -135,6 +142,7 @@ def load(source: ModelSource, options: LoadOptions, store: ModelStore) -> Loaded
         dtype=precision.dtype,
         forward=forward,
         precision=precision,
+        execution=execution,
     )
 
 

@@ -8,6 +8,7 @@ sentence grows with the exact width). Never past the model's position limit.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -21,6 +22,19 @@ def pad_multiple(device: str) -> int:
 def padded_length(longest: int, cap: int | None = None, multiple: int = PAD_MULTIPLE) -> int:
     padded = -(-longest // multiple) * multiple
     return padded if cap is None else min(padded, cap)
+
+
+class PaddedBatch(NamedTuple):
+    """A rectangular batch: every input padded to the batch's width (tensors, or arrays before conversion)."""
+
+    input_ids: Any  # [inputs, width]
+    attention_mask: Any  # [inputs, width], 1 for real tokens
+
+    def to(self, device: Any, non_blocking: bool = False) -> PaddedBatch:
+        return PaddedBatch(
+            self.input_ids.to(device, non_blocking=non_blocking),
+            self.attention_mask.to(device, non_blocking=non_blocking),
+        )
 
 
 def pad_batch(

@@ -1,8 +1,9 @@
 """The one place that decides how a precision is run: weights, activations, the forward callable.
 
 Which precision to run is decided in inference/selection.py; this module only knows how. Callers
-only ever see `forward(input_ids, attention_mask) -> float32 numpy logits [n, labels]`: logits leave
-every path as fp32, so softmax and temperature scaling are computed the same way for all precisions.
+only ever see `forward(batch) -> float32 numpy logits [n, labels]`, for a padded batch
+(inference/padding.py) or a packed one (inference/packing.py): logits leave every path as fp32, so
+softmax and temperature scaling are computed the same way for all precisions and both layouts.
 `prepare_forward` takes ownership of the model (it may cast or quantise it in place).
 """
 
@@ -18,8 +19,10 @@ import torch
 
 from inference.errors import ModelLoadError
 from inference.options import Dtype
+from inference.packing import PackedBatch, enable_packing, packed_logits
+from inference.padding import PaddedBatch
 
-Forward = Callable[[torch.Tensor, torch.Tensor], np.ndarray]
+Forward = Callable[[PaddedBatch | PackedBatch], np.ndarray]
 CpuBf16 = Literal["autocast", "weights"]
 
 _TORCH_DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -72,11 +75,17 @@ def unsupported(device: str, dtype: Dtype) -> str | None:
     return None
 
 
-def prepare_forward(model: torch.nn.Module, device: str, dtype: Dtype, cpu_bf16: CpuBf16 = DEFAULT_CPU_BF16) -> Forward:
+def prepare_forward(
+    model: torch.nn.Module, device: str, dtype: Dtype, cpu_bf16: CpuBf16 = DEFAULT_CPU_BF16, packed: bool = False
+) -> Forward:
+    """The forward callable of `model` in `dtype` on `device`; with `packed`, it also takes packed batches
+    (the caller has checked inference.packing.packing_problem)."""
     on_gpu = device.startswith("cuda")
     if (reason := unsupported(device, dtype)) is not None:
         raise ModelLoadError(reason)
     model.eval()
+    if packed:
+        enable_packing(model)
     autocast_dtype = None
     if on_gpu:
         # Half-precision weights on GPU: half the memory and tensor-core matmuls.
@@ -91,12 +100,15 @@ def prepare_forward(model: torch.nn.Module, device: str, dtype: Dtype, cpu_bf16:
         model.to(device="cpu", dtype=torch.float32)
         autocast_dtype = torch.bfloat16 if dtype == "bf16" else None
 
-    def forward(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> np.ndarray:
+    def forward(batch: PaddedBatch | PackedBatch) -> np.ndarray:
         autocast = (
             torch.autocast("cpu", dtype=autocast_dtype) if autocast_dtype is not None else contextlib.nullcontext()
         )
         with torch.inference_mode(), autocast:
-            logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
+            if isinstance(batch, PackedBatch):
+                logits = packed_logits(model, batch)
+            else:
+                logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
         return logits.float().cpu().numpy()
 
     return forward

@@ -1,4 +1,4 @@
-"""Which precision serves: hardware proposes candidates, recorded parity disposes.
+"""Which precision serves, and whether batches run packed: hardware proposes, recorded parity disposes.
 
 `auto` proposes, in order: on CUDA bf16 (where the GPU supports it), then fp16; on CPU bf16 where the
 CPU computes it natively, then int8 where it has int8 dot-product units; fp32 always closes the list.
@@ -7,6 +7,10 @@ store/parity_records.py) reaches `min_precision_agreement`. Under `auto` an unme
 skipped too: a faster answer that nobody compared with fp32 could silently differ. An explicit
 `--dtype` is the operator's choice and runs unmeasured (with a warning), but a record below the bound
 still refuses it in favour of fp32.
+
+Packed (padding-free) execution follows the same rule with its own records (`packing_parity`, packed
+against padded in the chosen precision): `auto` packs only a model that can be packed and whose record
+passes the bound; `on` packs unmeasured (with a warning) unless a record is below the bound; `off` pads.
 """
 
 from __future__ import annotations
@@ -18,11 +22,11 @@ from typing import Any
 
 from inference.errors import ModelLoadError
 from inference.hardware import CpuFeatures, cpu_features, cuda_bf16_supported, host_fingerprint
-from inference.options import REDUCED_PRECISIONS, Dtype, DtypeChoice, LoadOptions
+from inference.options import REDUCED_PRECISIONS, Dtype, DtypeChoice, LoadOptions, PackingChoice
 from inference.precision import method, runnable_precisions, unsupported
 from inference.source import ModelSource
 from store.model_store import ModelStore
-from store.parity_records import ParityRecords, read_records
+from store.parity_records import PACKING_TABLE, ParityRecords, read_records
 
 log = logging.getLogger("inference.selection")
 
@@ -150,4 +154,64 @@ def resolve_precision(options: LoadOptions, store: ModelStore, source: ModelSour
     if not on_gpu and choice.dtype == "bf16" and not cpu.native_bf16:
         log.warning("this CPU has no native bf16 (avx512_bf16/amx_bf16): bf16 is emulated and likely slower than fp32")
     log_choice(choice, device, records.problems)
+    return choice
+
+
+@dataclass(frozen=True)
+class ExecutionChoice:
+    """Whether batches run packed, and why (shown in the start-up log, /health and /v1/models)."""
+
+    requested: PackingChoice
+    packed: bool
+    reason: str
+    parity: dict[str, Any] | None = None  # the record that admitted packing, with its source
+
+    @property
+    def layout(self) -> str:
+        return "packed" if self.packed else "padded"
+
+    def describe(self) -> dict[str, Any]:
+        return {"requested": self.requested, "layout": self.layout, "reason": self.reason, "parity": self.parity}
+
+
+def choose_packing(
+    requested: PackingChoice, problem: str | None, dtype: Dtype, records: ParityRecords, min_agreement: float
+) -> ExecutionChoice:
+    """Packed or padded, from the model's ability (`problem`), the request and the recorded parity."""
+    if requested == "off":
+        return ExecutionChoice(requested, False, "packing is off (--packing off)")
+    if problem is not None:
+        return ExecutionChoice(requested, False, f"this model cannot be packed: {problem}")
+    entry = records.entries.get(dtype)
+    if entry is None:
+        if requested == "auto":
+            return ExecutionChoice(
+                requested, False, f"no packed-vs-padded parity recorded for {dtype}; {_HOW_TO_MEASURE}"
+            )
+        log.warning("packing on, but its parity with padded execution was never measured: %s", _HOW_TO_MEASURE)
+        return ExecutionChoice(requested, True, "packing requested (--packing on), parity unmeasured")
+    if entry["agreement"] < min_agreement:
+        return ExecutionChoice(
+            requested,
+            False,
+            f"recorded packed agreement {entry['agreement']:.4f} with padded {dtype} is below "
+            f"min_precision_agreement {min_agreement} ({records.origins[dtype]})",
+        )
+    parity = {**entry, "source": records.origins[dtype]}
+    return ExecutionChoice(requested, True, f"recorded packed agreement {entry['agreement']:.4f} passes", parity)
+
+
+def resolve_packing(
+    options: LoadOptions, store: ModelStore, source: ModelSource, device: str, dtype: Dtype, model: Any
+) -> ExecutionChoice:
+    from inference.packing import packing_problem
+
+    fingerprint = host_fingerprint(device)
+    records = read_records(store, source.name, source.version, source.manifest, fingerprint, PACKING_TABLE)
+    for problem in records.problems:
+        log.warning("packing parity record ignored: %s", problem)
+    choice = choose_packing(options.packing, packing_problem(model), dtype, records, options.min_precision_agreement)
+    (log.info if choice.packed or options.packing != "on" else log.warning)(
+        "execution: %s (%s)", choice.layout, choice.reason
+    )
     return choice

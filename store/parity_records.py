@@ -5,8 +5,10 @@ Two places, most specific first:
 - a host sidecar `<models>/<name>/.parity/<version>-<host fingerprint>.json`, written by
   `sentiment-models parity` on the machine that serves (version directories are immutable, so a
   recomputation never touches them);
-- the manifest's `precision_parity`, measured on the publishing machine before the version was
-  committed.
+- the manifest's tables, measured on the publishing machine before the version was committed.
+
+Two tables, each keyed by precision: `precision_parity` (a reduced precision against fp32) and
+`packing_parity` (packed against padded execution in that precision).
 
 A sidecar is only believed when it names the same model, version and weights checksum as the
 manifest, so a store rebuilt under the same version numbers cannot inherit stale records.
@@ -26,6 +28,8 @@ from store.model_store import ModelStore
 from store.weights import WEIGHTS_FILE
 
 PARITY_DIR = ".parity"
+PRECISION_TABLE = "precision_parity"
+PACKING_TABLE = "packing_parity"
 REQUIRED_KEYS = ("agreement", "accuracy_delta", "max_prob_diff")
 
 
@@ -60,6 +64,7 @@ def write_sidecar(
     host: dict[str, Any],
     data: dict[str, Any],
     parity: dict[str, dict[str, Any]],
+    packing: dict[str, dict[str, Any]] | None = None,
 ) -> Path:
     """Atomically (tmp + rename) write this host's parity for one version; returns the path."""
     path = sidecar_path(store, name, version, fingerprint)
@@ -71,7 +76,8 @@ def write_sidecar(
         "host": {"fingerprint": fingerprint, **host},
         "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "data": data,
-        "precision_parity": parity,
+        PRECISION_TABLE: parity,
+        **({PACKING_TABLE: packing} if packing else {}),
     }
     atomic_write_json(path, body)
     return path
@@ -82,6 +88,7 @@ class ParityRecords:
     """Per-precision records in force for one version on one host, and where each came from."""
 
     entries: dict[str, dict[str, Any]] = field(default_factory=dict)
+    table: str = PRECISION_TABLE
     origins: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)  # records that were ignored, and why
 
@@ -98,7 +105,7 @@ def _add(records: ParityRecords, table: Any, origin: str) -> None:
     if table is None:
         return
     if not isinstance(table, dict):
-        records.problems.append(f"{origin}: precision_parity is not an object")
+        records.problems.append(f"{origin}: {records.table} is not an object")
         return
     for precision, entry in table.items():
         problem = entry_problem(entry)
@@ -110,11 +117,16 @@ def _add(records: ParityRecords, table: Any, origin: str) -> None:
 
 
 def read_records(
-    store: ModelStore, name: str, version: int, manifest: dict[str, Any], fingerprint: str
+    store: ModelStore,
+    name: str,
+    version: int,
+    manifest: dict[str, Any],
+    fingerprint: str,
+    table: str = PRECISION_TABLE,
 ) -> ParityRecords:
     """Manifest records overlaid by this host's sidecar (when one exists and matches the weights)."""
-    records = ParityRecords()
-    _add(records, manifest.get("precision_parity"), "manifest")
+    records = ParityRecords(table=table)
+    _add(records, manifest.get(table), "manifest")
     path = sidecar_path(store, name, version, fingerprint)
     if not path.is_file():
         return records
@@ -133,5 +145,5 @@ def read_records(
             f"{path}: measured for {identity[0]}/{identity[1]} with other weights, not this version; ignored"
         )
         return records
-    _add(records, sidecar.get("precision_parity"), str(path))
+    _add(records, sidecar.get(table), str(path))
     return records

@@ -38,9 +38,17 @@ def _precision_list(value: str) -> list[str]:
 
 
 def add_parser(sub: Any) -> None:
+    # Measuring needs the inference and training stacks: in a serving-only install (pip install .[serve])
+    # say so at once, so `sentiment-models` lists the command as unavailable instead of failing mid-run.
+    import importlib.util
+
+    missing = [dist for dist in ("torch", "transformers", "datasets") if importlib.util.find_spec(dist) is None]
+    if missing:
+        raise ImportError(f"needs {', '.join(missing)} (the train extra)")
     p = sub.add_parser(
         "parity",
-        help="measure bf16/fp16/int8 agreement with fp32 on dev data on this host; writes a host sidecar",
+        help="measure bf16/fp16/int8 against fp32, and packed against padded, on dev data on this host; "
+        "writes a host sidecar",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -112,13 +120,13 @@ def dev_examples(manifest: dict[str, Any], args: argparse.Namespace) -> tuple[li
     return split.texts, [index[n] for n in names], info
 
 
-def _print_table(results: dict[str, dict[str, Any]], bound: float) -> None:
-    print(f"{'precision':<10} {'agreement':>9} {'acc delta':>9} {'max prob diff':>13} {'examples':>8}  verdict")
+def _print_table(results: dict[str, dict[str, Any]], bound: float, suffix: str, against: str) -> None:
+    print(f"{'run':<16} {'vs':<7} {'agreement':>9} {'acc delta':>9} {'max prob diff':>13} {'examples':>8}  verdict")
     for precision, e in results.items():
         verdict = "servable" if e["agreement"] >= bound else f"refused (< {bound})"
         print(
-            f"{precision:<10} {e['agreement']:>9.4f} {e['accuracy_delta']:>+9.4f} {e['max_prob_diff']:>13.4f} "
-            f"{e['examples']:>8}  {verdict}"
+            f"{precision + suffix:<16} {against:<7} {e['agreement']:>9.4f} {e['accuracy_delta']:>+9.4f} "
+            f"{e['max_prob_diff']:>13.4f} {e['examples']:>8}  {verdict}"
         )
 
 
@@ -151,15 +159,17 @@ def cmd_parity(store: ModelStore, args: argparse.Namespace) -> int:
     model, tokenizer = read_pretrained(version.path)
     model.to(device)
     temperature = float(manifest.get("temperature", 1.0))
-    results = parity.measure(model, tokenizer, texts, label_ids, temperature, device, args.precisions)
+    found = parity.measure(model, tokenizer, texts, label_ids, temperature, device, args.precisions)
     fingerprint = host_fingerprint(device)
     print(f"{version.name}/{version.version} on {device} (host {fingerprint}), {data_info['source']}")
-    _print_table(results, args.min_agreement)
+    _print_table(found.precision, args.min_agreement, "", "fp32")
+    _print_table(found.packing, args.min_agreement, " packed", "padded")
     if args.no_write:
         return 0
     data_info["examples"] = len(parity.subsample(len(texts)))
+    host = parity.host_details(device)
     path = write_sidecar(
-        store, version.name, version.version, manifest, fingerprint, parity.host_details(device), data_info, results
+        store, version.name, version.version, manifest, fingerprint, host, data_info, found.precision, found.packing
     )
     print(path)
     return 0

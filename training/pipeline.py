@@ -21,7 +21,7 @@ from training.config import TrainConfig
 from training.data import load_data
 from training.finetune import fine_tune
 from training.publish import publish_version
-from training.report import evaluate_splits, manifest_fields, precision_parity, report_files
+from training.report import evaluate_splits, manifest_fields, parity_records, report_files
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def run(config: TrainConfig) -> Path | None:
     reports = evaluate_splits(data, tuned.logits, temperature)
     fields = manifest_fields(config, data, tuned, reports, temperature)
     # Measured before the commit point: the manifest is checksummed and immutable once published.
-    fields["precision_parity"] = precision_parity(tuned.model, tuned.tokenizer, data, temperature)
+    fields.update(parity_records(tuned.model, tuned.tokenizer, data, temperature))
     files = report_files(config, data, tuned, reports, fields, temperature)
     published = publish_version(store, config.name, tuned.model, tuned.tokenizer, fields, files)
     log.info("published %s version %d at %s", published.name, published.version, published.path)

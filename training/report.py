@@ -65,27 +65,31 @@ def manifest_fields(
     )
 
 
-def precision_parity(model: Any, tokenizer: Any, data: PreparedData, temperature: float) -> dict[str, Any]:
-    """The manifest's `precision_parity`: every serving precision against fp32 on the dev split, measured
-    on this machine before the version is committed (inference/parity.py)."""
+def parity_records(model: Any, tokenizer: Any, data: PreparedData, temperature: float) -> dict[str, Any]:
+    """The manifest's `precision_parity` (every serving precision against fp32) and `packing_parity`
+    (packed against padded, per precision) on the dev split, measured on this machine before the
+    version is committed (inference/parity.py)."""
     from inference import parity
     from inference.hardware import host_fingerprint
 
     device = str(next(model.parameters()).device)
     dev = data.splits["dev"]
-    results = parity.measure(model, tokenizer, dev.texts, dev.label_ids, temperature, device)
+    found = parity.measure(model, tokenizer, dev.texts, dev.label_ids, temperature, device)
     fingerprint = host_fingerprint(device)
-    for precision, entry in results.items():
-        entry["host"] = fingerprint
-        log.info(
-            "parity %s vs fp32 on %d dev examples: agreement %.4f, accuracy delta %+.4f, max prob diff %.4f",
-            precision,
-            entry["examples"],
-            entry["agreement"],
-            entry["accuracy_delta"],
-            entry["max_prob_diff"],
-        )
-    return finite(results)
+    for table, against in ((found.precision, "fp32"), (found.packing, "padded")):
+        for precision, entry in table.items():
+            entry["host"] = fingerprint
+            log.info(
+                "parity %s%s vs %s on %d dev examples: agreement %.4f, accuracy delta %+.4f, max prob diff %.4f",
+                precision,
+                " packed" if against == "padded" else "",
+                against,
+                entry["examples"],
+                entry["agreement"],
+                entry["accuracy_delta"],
+                entry["max_prob_diff"],
+            )
+    return finite({"precision_parity": found.precision, "packing_parity": found.packing})
 
 
 def report_files(

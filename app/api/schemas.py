@@ -145,6 +145,7 @@ class HealthResponse(BaseModel):
     model: ModelRef | None = None
     device: str | None = None
     dtype: str | None = None
+    layout: Literal["packed", "padded"] | None = Field(None, description="How batches run (packed: padding-free).")
     queue_depth: int = 0
     error: str | None = Field(None, description="Why start-up failed (status 'failed' only).")
 
@@ -168,6 +169,10 @@ class ModelInfo(BaseModel):
     precision_parity: dict[str, Any] | None = None
     precision: dict[str, Any] | None = Field(
         None, description="How dtype was chosen: requested setting, candidates, skipped ones and why, parity used."
+    )
+    layout: Literal["packed", "padded"] | None = Field(None, description="How batches run (packed: padding-free).")
+    packing: dict[str, Any] | None = Field(
+        None, description="Why that layout: requested setting, reason, the packed-vs-padded parity record used."
     )
 
 

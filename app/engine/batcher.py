@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from app.engine.contract import BatchModel, BatchPolicy
-from app.engine.grouping import grow_batch
+from app.engine.grouping import batch_tokens, grow_batch, take_in_order
 from app.engine.tickets import Item, Job, Ticket
 from app.engine.workers import InferenceWorkers
 from app.errors import Cancelled, DeadlineExceeded, Draining, InferenceFailed, InputTooLong, QueueFull, ServiceError
@@ -68,7 +68,7 @@ class Batcher:
         self._idle = asyncio.Event()
         self._idle.set()
         self._workers = InferenceWorkers(
-            policy.workers, policy.threads, policy.pad_multiple, self._complete, set_threads
+            policy.workers, policy.threads, policy.pad_multiple, self._complete, set_threads, policy.packed
         )
         self._tokenizer_pool = ThreadPoolExecutor(1, thread_name_prefix="tokenize")
         self._task: asyncio.Task[None] | None = None
@@ -259,7 +259,7 @@ class Batcher:
         ids = [t.ids[i] for t, i in items]
         lengths = [t.lengths[i] for t, i in items]
         real = sum(lengths)
-        padded = padded_length(max(lengths), multiple=self.policy.pad_multiple) * len(items)
+        padded = batch_tokens(lengths, self.policy.packed, self.policy.pad_multiple)
         model = items[0][0].model
         try:
             batch = model.collate(ids)
@@ -277,7 +277,8 @@ class Batcher:
         q = self._queue
         now = time.monotonic()
         window: list[Item] = []
-        while q and len(window) < p.sort_window:
+        limit = p.max_batch_size if p.packed else p.sort_window
+        while q and len(window) < limit:
             item = q.popleft()
             ticket = item[0]
             if ticket.done:
@@ -294,7 +295,10 @@ class Batcher:
         scanned = window
         window = [item for item in scanned if item[0].model is model]
         mixed = len(window) < len(scanned)
-        if not q and not mixed and p.max_padding_ratio is None and self._fits_whole(window):
+        if p.packed:
+            taken = take_in_order([t.lengths[i] for t, i in window], p.max_batch_size, p.max_batch_tokens)
+            chosen, rest = window[:taken], window[taken:]
+        elif not q and not mixed and p.max_padding_ratio is None and self._fits_whole(window):
             chosen, rest = window, []  # shallow queue, no packing limit: one batch takes it all
         else:
             chosen, rest = self._select(window)
@@ -322,7 +326,7 @@ class Batcher:
         return len(window) <= p.max_batch_size and width * len(window) <= p.max_batch_tokens
 
     def _select(self, window: list[Item]) -> tuple[list[Item], list[Item]]:
-        """Grow a batch around the oldest input (window[0]); see app/packing.py."""
+        """Grow a batch around the oldest input (window[0]); see app/engine/grouping.py."""
         p = self.policy
         lengths = [t.lengths[i] for t, i in window]
         picked = grow_batch(

@@ -33,3 +33,6 @@ class BatchPolicy:
     # other workers compute too, each uses threads // workers, so the cores are shared, not oversubscribed.
     threads: int = 0
     pad_multiple: int = PAD_MULTIPLE  # batch width rounding (inference.padding.pad_multiple: 8 on CUDA, 1 on CPU)
+    # The model runs packed batches (inference/packing.py): a batch costs its real tokens, so batches are
+    # cut in arrival order against the token budget; the padding ratio and length grouping do not apply.
+    packed: bool = False

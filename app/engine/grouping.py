@@ -27,6 +27,25 @@ from collections.abc import Sequence
 from inference.padding import PAD_MULTIPLE, padded_length
 
 
+def batch_tokens(lengths: Sequence[int], packed: bool, multiple: int = PAD_MULTIPLE) -> int:
+    """What a batch costs the model in tokens: its real tokens when packed, `longest x count` when padded."""
+    if packed:
+        return sum(lengths)
+    return padded_length(max(lengths), multiple=multiple) * len(lengths)
+
+
+def take_in_order(lengths: Sequence[int], max_size: int, max_tokens: int) -> int:
+    """How many inputs, oldest first, a packed batch takes: there padding costs nothing, so arrival order
+    is the fairest and cheapest grouping (no sorting, no starvation). Always at least one."""
+    taken = tokens = 0
+    for length in lengths:
+        if taken and (taken == max_size or tokens + length > max_tokens):
+            break
+        taken += 1
+        tokens += length
+    return taken
+
+
 def grow_batch(
     lengths: Sequence[int],
     anchor: int,

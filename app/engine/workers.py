@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from app.engine.grouping import batch_tokens
 from app.engine.tickets import Item, Job, Ticket
 from inference.errors import OutOfMemory
-from inference.padding import padded_length
 
 log = logging.getLogger("app.engine")
 
@@ -37,7 +37,9 @@ class InferenceWorkers:
         pad_multiple: int,
         complete: Complete,
         set_threads: Callable[[int], None] | None = None,
+        packed: bool = False,
     ) -> None:
+        self._packed = packed
         self.count = count
         # Threads a forward pass may use when it computes alone (0: leave the model's setting); while
         # others compute too, each uses threads // count, so the cores are shared, not oversubscribed.
@@ -115,7 +117,7 @@ class InferenceWorkers:
             ids = [t.ids[i] for t, i in live]
             job.batch = job.model.collate(ids)
             job.real_tokens = sum(map(len, ids))
-            job.padded_tokens = padded_length(max(map(len, ids)), multiple=self._pad_multiple) * len(ids)
+            job.padded_tokens = batch_tokens([len(x) for x in ids], self._packed, self._pad_multiple)
         return expired
 
     def _forward(self, model: Any, items: list[Item], batch: Any) -> np.ndarray:

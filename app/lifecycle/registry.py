@@ -16,6 +16,10 @@ if TYPE_CHECKING:  # the classifier imports torch; the registry itself does not 
     from inference.loader import LoadedModel
 
 
+def layout(loaded: LoadedModel) -> str:
+    return "packed" if loaded.packed else "padded"
+
+
 class ActiveModel:
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
@@ -44,5 +48,5 @@ class ActiveModel:
             self._batcher.set_model(classifier)
         loaded = classifier.loaded
         src = loaded.source
-        self._metrics.set_model(src.name, src.version, loaded.device, loaded.dtype)
+        self._metrics.set_model(src.name, src.version, loaded.device, loaded.dtype, layout(loaded))
         return previous

@@ -12,7 +12,7 @@ from app.config import Settings
 from app.engine.batcher import Batcher
 from app.engine.contract import BatchPolicy
 from app.errors import Draining, NotReady
-from app.lifecycle.registry import ActiveModel
+from app.lifecycle.registry import ActiveModel, layout
 from app.metrics import Metrics
 from inference.errors import ModelLoadError, OutOfMemory
 from inference.loader import LoadedModel, load_model
@@ -92,7 +92,14 @@ class Service:
         if self.state is State.WARMING:  # a drain may have begun while we warmed up
             self.state = State.READY
             src = loaded.source
-            log.info("ready: %s version %d on %s/%s", src.name, src.version, loaded.device, loaded.dtype)
+            log.info(
+                "ready: %s version %d on %s/%s, %s batches",
+                src.name,
+                src.version,
+                loaded.device,
+                loaded.dtype,
+                layout(loaded),
+            )
 
     def _policy(self, classifier: TextClassifier) -> BatchPolicy:
         s = self.settings
@@ -105,6 +112,7 @@ class Service:
             queue_capacity=s.queue_capacity,
             max_padding_ratio=s.resolved_padding_ratio(device),
             pad_multiple=classifier.pad_multiple,
+            packed=classifier.packed,
             workers=s.resolved_inference_workers(device),
             threads=s.torch_threads,
         )

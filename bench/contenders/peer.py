@@ -51,10 +51,12 @@ class SentimentAPI(ls.LitAPI):
     def predict(self, x: list[list[str]]) -> list[list[dict[str, Any]]]:
         import numpy as np
 
+        from inference.padding import PaddedBatch
+
         flat = [text for texts in x for text in texts]
         enc = self.tokenizer(flat, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
-        ids, mask = enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)
-        logits = self.forward(ids, mask).astype(np.float64)
+        batch = PaddedBatch(enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device))
+        logits = self.forward(batch).astype(np.float64)
         z = np.exp(logits - logits.max(axis=1, keepdims=True))
         probs = z / z.sum(axis=1, keepdims=True)
         best = probs.argmax(axis=1)

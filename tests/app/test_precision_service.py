@@ -54,7 +54,7 @@ def test_auto_serves_bf16_when_its_recorded_parity_passes(
     assert model["precision"]["requested"] == "auto" and model["precision"]["candidates"] == ["bf16", "int8", "fp32"]
     assert model["precision"]["parity"]["agreement"] == 0.999 and model["precision"]["parity"]["source"] == "manifest"
     assert model["precision_parity"]["int8"]["source"] == "manifest"
-    assert 'sentiment_model_info{device="cpu",dtype="bf16",name="sentiment",version="1"} 1.0' in metrics
+    assert 'sentiment_model_info{device="cpu",dtype="bf16",layout="padded",name="sentiment",version="1"} 1.0' in metrics
 
 
 @pytest.mark.usefixtures("epyc")

@@ -32,6 +32,7 @@ from tests.helpers.deploy import (
 from tests.helpers.net import free_port as loopback_port
 
 APP_IMAGE_TAG = "sentiment-service:ci"
+TRAIN_IMAGE_TAG = "sentiment-service-train:ci"
 
 
 @pytest.fixture(scope="session")
@@ -148,13 +149,28 @@ def _engine_lock(timeout: float = 1800) -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def app_image(docker_env: dict[str, str]) -> str:
-    """The service image, built offline: debootstrap base image + wheelhouse (both cached)."""
+def built_images(docker_env: dict[str, str]) -> tuple[str, str]:
+    """Both images, built offline in one go: debootstrap base image + wheelhouse (both cached)."""
     started = time.monotonic()
-    tag = run(["bash", REPO / "scripts/docker/build-image.sh", APP_IMAGE_TAG], env=docker_env, timeout=1500)
-    print(f"\napp image {APP_IMAGE_TAG} ready in {time.monotonic() - started:.0f}s", file=sys.stderr)
-    assert tag.stdout.strip().splitlines()[-1] == APP_IMAGE_TAG
-    return APP_IMAGE_TAG
+    out = run(
+        ["bash", REPO / "scripts/docker/build-image.sh", APP_IMAGE_TAG, TRAIN_IMAGE_TAG], env=docker_env, timeout=1800
+    )
+    print(f"\nimages {APP_IMAGE_TAG}, {TRAIN_IMAGE_TAG} ready in {time.monotonic() - started:.0f}s", file=sys.stderr)
+    # The script's contract: the train tag, then the api tag on the last line.
+    assert out.stdout.strip().splitlines()[-2:] == [TRAIN_IMAGE_TAG, APP_IMAGE_TAG], out.stdout
+    return APP_IMAGE_TAG, TRAIN_IMAGE_TAG
+
+
+@pytest.fixture(scope="session")
+def app_image(built_images: tuple[str, str]) -> str:
+    """The api image (Dockerfile target `api`, the default): `.[serve]` only."""
+    return built_images[0]
+
+
+@pytest.fixture(scope="session")
+def train_image(built_images: tuple[str, str]) -> str:
+    """The train image (Dockerfile target `train`): `.[serve,train]`, base model and corpus."""
+    return built_images[1]
 
 
 # ---- Prometheus ----------------------------------------------------------------------------

@@ -32,6 +32,16 @@ def test_every_combination_is_valid_and_has_the_services(config: tuple[tuple[str
     assert set(cfg["services"]) == expected
 
 
+def test_api_and_train_build_their_own_images(config: tuple[tuple[str, ...], dict[str, Any]]) -> None:
+    """One Dockerfile, two targets: the api image has no training stack, the train image has it."""
+    _, cfg = config
+    api, train = cfg["services"]["api"], cfg["services"]["train"]
+    assert (api["image"], api["build"]["target"]) == ("sentiment-service:latest", "api")
+    assert (train["image"], train["build"]["target"]) == ("sentiment-service-train:latest", "train")
+    assert api["build"]["args"] == train["build"]["args"], "both images come from the same base and wheelhouse"
+    assert api["build"]["context"] == train["build"]["context"] == str(REPO)
+
+
 def test_gpu_reservation_unless_cpu_override(config: tuple[tuple[str, ...], dict[str, Any]]) -> None:
     files, cfg = config
     cpu = "docker-compose.cpu.yml" in files
@@ -109,6 +119,7 @@ def test_variables_reach_the_services(compose_standalone: str) -> None:
     env = {
         "MODELS": "/srv/models",
         "SENTIMENT_IMAGE": "registry.example/sentiment:1.2",
+        "SENTIMENT_TRAIN_IMAGE": "registry.example/sentiment-train:1.2",
         "SENTIMENT_PORT": "8080",
         "API_PUBLISH_PORT": "9000",
         "API_CPUS": "2",
@@ -118,6 +129,7 @@ def test_variables_reach_the_services(compose_standalone: str) -> None:
     cfg = compose_config(compose_standalone, (COMPOSE_BASE,), env)
     api = cfg["services"]["api"]
     assert api["image"] == "registry.example/sentiment:1.2"
+    assert cfg["services"]["train"]["image"] == "registry.example/sentiment-train:1.2"
     assert api["volumes"][0]["type"] == "bind" and api["volumes"][0]["source"] == "/srv/models"
     assert (api["ports"][0]["published"], api["ports"][0]["target"]) == ("9000", 8080)
     assert api["environment"]["SENTIMENT_PORT"] == "8080"

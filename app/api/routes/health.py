@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from app.api.deps import ServiceDep
 from app.api.schemas import HealthResponse, LiveResponse, json_response
+from app.lifecycle.registry import layout
 from app.lifecycle.service import Service, State
 
 router = APIRouter(tags=["health"])
@@ -27,6 +28,7 @@ def _health(service: Service) -> dict[str, Any]:
             "model": {"name": src.name, "version": src.version},
             "device": service.loaded.device,
             "dtype": service.loaded.dtype,
+            "layout": layout(service.loaded),
         }
     if service.error is not None:
         body["error"] = service.error

@@ -8,6 +8,7 @@ from starlette.responses import Response
 from app.api.deps import ApiKeyDep, ServiceDep
 from app.api.schemas import ModelsResponse, error_responses, json_response
 from app.errors import NotReady
+from app.lifecycle.registry import layout
 from app.lifecycle.service import State
 
 router = APIRouter(tags=["models"])
@@ -42,5 +43,7 @@ async def models(service: ServiceDep) -> Response:
         # The records the precision was chosen by: this host's sidecar over the manifest, each with its source.
         "precision_parity": (choice.records or None) if choice else manifest.get("precision_parity"),
         "precision": choice.describe() if choice else None,
+        "layout": layout(loaded),
+        "packing": loaded.execution.describe() if loaded.execution else None,
     }
     return json_response({"models": [info]})

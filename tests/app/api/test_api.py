@@ -190,10 +190,10 @@ def test_deadline_is_504(client: TestClient) -> None:
 
 def test_failing_batch_is_a_typed_503_and_the_worker_keeps_serving(make_client: Callable[..., TestClient]) -> None:
     def faulty(forward: Callable[..., Any]) -> Callable[..., Any]:
-        def wrapped(input_ids: torch.Tensor, mask: torch.Tensor) -> Any:
-            if (input_ids == trigger).any():
+        def wrapped(batch: Any) -> Any:
+            if (batch.input_ids == trigger).any():
                 raise RuntimeError("simulated device fault")
-            return forward(input_ids, mask)
+            return forward(batch)
 
         return wrapped
 
@@ -234,6 +234,7 @@ def test_health_reports_the_model_when_ready(client: TestClient) -> None:
             "model": {"name": "sentiment", "version": 1},
             "device": "cpu",
             "dtype": "fp32",
+            "layout": "padded",  # no packed-vs-padded parity is recorded for this tiny model
         }
     assert client.get("/health/live").json() == {"status": "alive"}
 
@@ -244,9 +245,9 @@ def test_not_ready_until_warm_then_ready(make_settings: Callable[..., Settings])
     loaded = load_configured(settings)
     forward = loaded.forward
 
-    def gated(input_ids: torch.Tensor, mask: torch.Tensor) -> Any:
+    def gated(batch: Any) -> Any:
         release.wait(10)
-        return forward(input_ids, mask)
+        return forward(batch)
 
     loaded.forward = gated
     with TestClient(create_app(settings, loaded)) as warming:
@@ -318,7 +319,7 @@ def test_metrics_exposes_the_contract_names(client: TestClient) -> None:
         assert f"# TYPE {name.removesuffix('_total')} " in text or f"# TYPE {name} " in text, name
     assert 'sentiment_requests_total{route="/predict",status="200"}' in text
     assert 'sentiment_requests_total{route="/predict",status="422"}' in text
-    assert 'sentiment_model_info{device="cpu",dtype="fp32",name="sentiment",version="1"} 1.0' in text
+    assert 'sentiment_model_info{device="cpu",dtype="fp32",layout="padded",name="sentiment",version="1"} 1.0' in text
     assert "sentiment_gpu_memory" not in text  # CPU: no GPU gauges
 
 
@@ -353,10 +354,10 @@ def test_drain_timeout_answers_leftovers_with_503(make_client: Callable[..., Tes
     release.set()
 
     def gated(forward: Callable[..., Any]) -> Callable[..., Any]:
-        def wrapped(input_ids: torch.Tensor, mask: torch.Tensor) -> Any:
+        def wrapped(batch: Any) -> Any:
             entered.set()
             release.wait(10)
-            return forward(input_ids, mask)
+            return forward(batch)
 
         return wrapped
 

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-import torch
 
 from app.config import Settings
 from app.lifecycle.service import load_configured
@@ -32,10 +31,10 @@ def test_disconnected_request_is_dropped_before_compute(make_settings: Callable[
     gate, entered = threading.Event(), threading.Event()
     gate.set()
 
-    def gated(input_ids: torch.Tensor, mask: torch.Tensor) -> Any:
+    def gated(batch: Any) -> Any:
         entered.set()
         gate.wait(20)
-        return forward(input_ids, mask)
+        return forward(batch)
 
     loaded.forward = gated
     with live_server(create_app(settings, loaded)) as url:

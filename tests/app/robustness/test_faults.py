@@ -12,7 +12,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import torch
 from fastapi.testclient import TestClient
 
 TRIGGER = 15044  # "explode" in the bert-base-uncased vocabulary
@@ -24,12 +23,12 @@ def test_a_raising_batch_fails_only_its_own_requests_under_load(make_client: Cal
     lock = threading.Lock()
 
     def faulty(forward: Callable[..., Any]) -> Callable[..., Any]:
-        def wrapped(input_ids: torch.Tensor, mask: torch.Tensor) -> Any:
-            if (input_ids == TRIGGER).any():
+        def wrapped(batch: Any) -> Any:
+            if (batch.input_ids == TRIGGER).any():
                 with lock:
-                    failed_batches.append(int(input_ids.shape[0]))
+                    failed_batches.append(int(batch.input_ids.shape[0]))
                 raise RuntimeError("simulated device fault")
-            return forward(input_ids, mask)
+            return forward(batch)
 
         return wrapped
 

@@ -7,7 +7,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import torch
 from fastapi.testclient import TestClient
 
 CAPACITY = 4
@@ -19,9 +18,9 @@ def fill_queue(make_client: Callable[..., TestClient], **overrides: Any) -> tupl
     gate.set()
 
     def gated(forward: Callable[..., Any]) -> Callable[..., Any]:
-        def wrapped(input_ids: torch.Tensor, mask: torch.Tensor) -> Any:
+        def wrapped(batch: Any) -> Any:
             gate.wait(30)
-            return forward(input_ids, mask)
+            return forward(batch)
 
         return wrapped
 
