@@ -103,8 +103,12 @@ class Settings(BaseSettings):
     max_batch_tokens: int = Field(
         8192, ge=8, le=1 << 22, description="Most padded tokens (longest x count) in one forward pass."
     )
-    max_wait_ms: float = Field(
-        5.0, ge=0, le=10_000, description="While the device is busy, how long the next batch may keep filling."
+    max_wait_ms: float | None = Field(
+        None,
+        ge=0,
+        le=10_000,
+        description="While the device is busy, how long the next batch may keep filling; default: until just "
+        "before a worker is expected to free up (forward costs measured at warm-up and on every batch).",
     )
     sort_window: int = Field(
         # 1024 over 256: ~5% more throughput with 32-text requests at concurrency 16 (docs/performance.md).

@@ -10,6 +10,7 @@ from starlette.middleware import Middleware
 
 from app import __version__
 from app.api.error_handlers import register_error_handlers
+from app.api.fast_path import PredictFastPath
 from app.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from app.api.openapi import document_limits
 from app.api.router import ROUTE_PATHS, api_router
@@ -47,10 +48,14 @@ def create_app(settings: Settings | None = None, loaded: LoadedModel | None = No
         version=__version__,
         description="Sentiment classification with dynamic micro-batching. Errors: docs/api.md.",
         lifespan=lifespan,
+        # FastAPI's OpenTelemetry hooks look the providers up on every request (~10% of the event loop's
+        # CPU at load, docs/performance.md); the service exports its own Prometheus metrics instead.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
         middleware=[
             Middleware(RequestContextMiddleware, metrics=metrics, known_paths=ROUTE_PATHS),
             Middleware(LoadShedMiddleware, service=service, metrics=metrics),
             Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes, metrics=metrics),
+            Middleware(PredictFastPath, service=service, metrics=metrics),
         ],
     )
     app.state.settings = settings

@@ -89,6 +89,7 @@ class Metrics:
             "sentiment_model_swaps_total", "Model swaps while serving, by outcome.", ["outcome"], registry=r
         )
         self._gpu_tracked = False
+        self._costs_tracked = False
         self._request_children: dict[tuple[str, int], Counter] = {}
         self._duration_children: dict[str, Histogram] = {}
 
@@ -124,6 +125,24 @@ class Metrics:
         # clear(): after a model swap only the active version's series remains.
         self.model_info.clear()
         self.model_info.labels(name=name, version=str(version), device=device, dtype=dtype, layout=layout).set(1)
+
+    def track_forward_costs(self, fixed: Callable[[], float], per_token: dict[int, Callable[[], float]]) -> None:
+        """The measured forward costs the batcher times its cuts by (app/engine/costs.py), read at scrape time."""
+        if self._costs_tracked:
+            return
+        self._costs_tracked = True
+        r = self.registry
+        Gauge("sentiment_forward_fixed_seconds", "Measured fixed cost of one forward pass.", registry=r).set_function(
+            fixed
+        )
+        gauge = Gauge(
+            "sentiment_forward_token_seconds",
+            "Measured cost of one (packed: real, padded: padded) token in a forward pass, by intra-op threads.",
+            ["threads"],
+            registry=r,
+        )
+        for threads, read in per_token.items():
+            gauge.labels(threads=str(threads)).set_function(read)
 
     def track_gpu_memory(self, allocated: Callable[[], float], reserved: Callable[[], float]) -> None:
         """GPU memory gauges, read at scrape time (once per process: a swap keeps the same device)."""

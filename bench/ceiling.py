@@ -1,14 +1,20 @@
 """The ceiling: the model's forward pass alone, no HTTP, run as its own process.
 
 It loads the model through the service's own loader and precision code (`inference.loader`,
-`inference.precision` via `load_model`) and pads with the service's own collate, so it runs the
-exact numerics and dtype the service runs. Over the workload's texts it times only the forward
-passes, with the texts sorted by length over the whole pool (the most favourable grouping there is:
-the service can only sort within its queue window), cut two ways: fixed batch sizes, and token
-budgets (consecutive sorted texts up to N padded tokens, so long texts go in small batches and short
-ones in large). The best of all of them is the ceiling. A random-order pass at the best fixed size
-shows what sorting buys. Single-text latency is the forward pass of each of the first `--single`
-texts alone (the texts the concurrency-1 run sends), for the lone-client latency target.
+`inference.precision` via `load_model`) and builds batches with the service's own padding and packing
+(inference/padding.py, inference/packing.py), so it runs the exact numerics and dtype the service runs.
+Over the workload's texts it times only the forward passes, in both layouts the service can run:
+
+- padded, with the texts sorted by length over the whole pool (the most favourable grouping there is:
+  the service can only sort within its queue window), cut two ways: fixed batch sizes, and token budgets
+  (consecutive sorted texts up to N padded tokens, so long texts go in small batches and short ones in large);
+- packed (padding-free; BERT encoders only), cut by budgets of real tokens, both length-sorted (fewer
+  attention groups per batch) and in the workload's own order (as traffic arrives).
+
+The best of all of them is the ceiling, so the service is never compared with a slower way of running its
+own model. A random-order padded pass at the best fixed size shows what sorting buys. Single-text latency
+is the forward pass of each of the first `--single` texts alone (the texts the concurrency-1 run sends),
+for the lone-client latency target.
 
 With `--serve-port` the process then stays up and answers `GET /pass`: one more pass with the best
 batching (and `?single=N`: the single-text latencies again). The harness asks right before each
@@ -40,7 +46,8 @@ def _load(args: argparse.Namespace) -> Any:
     from inference.options import LoadOptions
     from store.model_store import ModelStore
 
-    options = LoadOptions(device=args.device, dtype=args.dtype or "auto", torch_threads=args.threads)
+    # Packing on: the model can then run both layouts (a padded batch through a packing model is plain sdpa).
+    options = LoadOptions(device=args.device, dtype=args.dtype or "auto", torch_threads=args.threads, packing="on")
     return TextClassifier(load_model(ModelStore(args.models_dir), args.name, args.version, options))
 
 
@@ -67,8 +74,45 @@ def budget_batches(order: list[int], lengths: list[int], budget: int) -> list[li
     return batches + ([current] if current else [])
 
 
+def real_token_batches(order: list[int], lengths: list[int], budget: int) -> list[list[int]]:
+    """Consecutive runs of `order` holding at most `budget` real tokens each (what a packed batch costs)."""
+    batches: list[list[int]] = []
+    current: list[int] = []
+    tokens = 0
+    for k in order:
+        if current and tokens + lengths[k] > budget:
+            batches.append(current)
+            current, tokens = [], 0
+        current.append(k)
+        tokens += lengths[k]
+    return batches + ([current] if current else [])
+
+
+def collate(clf: Any, texts: list[list[int]], layout: str) -> Any:
+    """One batch in `layout` ("padded" or "packed"), built by the service's own code for that layout."""
+    import torch
+
+    from inference.packing import pack
+    from inference.padding import PaddedBatch, pad_batch
+
+    loaded = clf.loaded
+    if layout == "packed":
+        batch: Any = pack(texts)
+    else:
+        input_ids, mask = pad_batch(texts, loaded.pad_id, loaded.position_limit, clf.pad_multiple)
+        batch = PaddedBatch(torch.from_numpy(input_ids), torch.from_numpy(mask))
+    device = str(clf.loaded.device)
+    return batch.to(device) if device.startswith("cuda") else batch
+
+
 def timed_pass(
-    clf: Any, ids: list[list[int]], batches: list[list[int]], device: str, streams: int = 1, threads: int = 1
+    clf: Any,
+    ids: list[list[int]],
+    batches: list[list[int]],
+    device: str,
+    streams: int = 1,
+    threads: int = 1,
+    layout: str = "padded",
 ) -> dict[str, float]:
     """Forward-only seconds (wall and CPU) over `batches` of indices into `ids`.
 
@@ -77,7 +121,7 @@ def timed_pass(
     """
     from inference.padding import padded_length
 
-    collated = [clf.collate([ids[k] for k in b]) for b in batches]
+    collated = [collate(clf, [ids[k] for k in b], layout) for b in batches]
     _sync(device)
     seconds = cpu = 0.0
     if streams > 1:
@@ -103,6 +147,8 @@ def timed_pass(
     real = sum(len(ids[k]) for b in batches for k in b)
     multiple = getattr(clf, "pad_multiple", 8)
     padded = sum(padded_length(max(len(ids[k]) for k in b), multiple=multiple) * len(b) for b in batches)
+    if layout == "packed":
+        padded = real
     return {
         "seconds": seconds,
         "sentences_per_s": count / seconds,
@@ -110,6 +156,7 @@ def timed_pass(
         "padding_ratio": padded / real,
         "batches": len(batches),
         "streams": streams,
+        "layout": layout,
     }
 
 
@@ -123,30 +170,43 @@ class Ceiling:
         self.ids = [list(x) for x in self.clf.tokenize(read_texts(args.texts)).ids]
         self.lengths = [len(x) for x in self.ids]
         by_length = sorted(range(len(self.ids)), key=self.lengths.__getitem__)
-        plans = {f"batch {n}": fixed_batches(by_length, n) for n in args.batch_sizes}
-        plans |= {f"tokens <= {n}": budget_batches(by_length, self.lengths, n) for n in args.token_budgets}
-        # name -> (batches, streams): every batching alone, and side by side in `streams` threads
-        # when the service may run that many inference workers (on a CPU).
-        self.strategies = {name: (batches, 1) for name, batches in plans.items()}
+        arrival = list(range(len(self.ids)))
+        plans: dict[str, tuple[list[list[int]], str]] = {
+            f"batch {n}": (fixed_batches(by_length, n), "padded") for n in args.batch_sizes
+        }
+        plans |= {f"tokens <= {n}": (budget_batches(by_length, self.lengths, n), "padded") for n in args.token_budgets}
+        self.packable = self.clf.loaded.packed
+        if self.packable:
+            for n in args.token_budgets:
+                plans[f"packed, tokens <= {n}"] = (real_token_batches(by_length, self.lengths, n), "packed")
+                plans[f"packed, arrival order, tokens <= {n}"] = (
+                    real_token_batches(arrival, self.lengths, n),
+                    "packed",
+                )
+        # name -> (batches, streams, layout): every batching alone, and side by side in `streams`
+        # threads when the service may run that many inference workers (on a CPU).
+        self.strategies = {name: (batches, 1, layout) for name, (batches, layout) in plans.items()}
         if args.streams > 1 and not self.device.startswith("cuda"):
-            self.strategies |= {f"{name}, {args.streams} streams": (b, args.streams) for name, b in plans.items()}
+            self.strategies |= {
+                f"{name}, {args.streams} streams": (b, args.streams, layout) for name, (b, layout) in plans.items()
+            }
         self.best = ""
 
     def _pass(self, name: str, every: int = 1) -> dict[str, float]:
-        batches, streams = self.strategies[name]
-        return timed_pass(self.clf, self.ids, batches[::every], self.device, streams, self.args.threads)
+        batches, streams, layout = self.strategies[name]
+        return timed_pass(self.clf, self.ids, batches[::every], self.device, streams, self.args.threads, layout)
 
     def sweep(self) -> dict[str, Any]:
         """Every batching strategy; the best one is what later passes repeat."""
         args, ids, device = self.args, self.ids, self.device
         # One untimed pass over a few batches of each strategy creates the kernels' per-shape state.
-        for name, (batches, _) in self.strategies.items():
+        for name, (batches, _, _) in self.strategies.items():
             self._pass(name, every=max(1, len(batches) // 4))
         by_batching: dict[str, dict[str, float]] = {}
         for name in self.strategies:
             runs = [self._pass(name) for _ in range(args.repeats)]
             best = max(runs, key=lambda r: r["sentences_per_s"])  # an upper bound: the best of the repeats
-            by_batching[name] = {k: round(v, 4) for k, v in best.items()}
+            by_batching[name] = {k: round(v, 4) if isinstance(v, float) else v for k, v in best.items()}
         self.best = max(by_batching, key=lambda s: by_batching[s]["sentences_per_s"])
         best_fixed = max(args.batch_sizes, key=lambda n: by_batching[f"batch {n}"]["sentences_per_s"])
         shuffled = list(range(len(ids)))
@@ -166,11 +226,13 @@ class Ceiling:
                 "at_limit": sum(1 for n in lengths if n >= self.clf.loaded.max_length),
             },
             "best_batching": self.best,
+            "best_layout": self.strategies[self.best][2],
+            "packable": self.packable,
             **self.best_pass(by_batching[self.best]),
             "by_batching": by_batching,
             "unsorted": {
                 "batching": f"batch {best_fixed}, random order",
-                **{k: round(v, 4) for k, v in unsorted.items()},
+                **{k: round(v, 4) if isinstance(v, float) else v for k, v in unsorted.items()},
             },
             "single_text_ms": self.single(self.args.single),
         }
@@ -185,10 +247,12 @@ class Ceiling:
         return self.best_pass(self._pass(self.best))
 
     def single(self, count: int) -> dict[str, float]:
-        """Forward latency of each of the first `count` texts alone."""
+        """Forward latency of each of the first `count` texts alone (the faster layout for one text: packed
+        and padded are the same work then, so take padded unless packing is the best batching)."""
+        layout = self.strategies[self.best][2] if self.best else "padded"
         times = []
         for k in range(min(count, len(self.ids))):
-            batch = self.clf.collate([self.ids[k]])
+            batch = collate(self.clf, [self.ids[k]], layout)
             _sync(self.device)
             started = time.perf_counter()
             self.clf.predict(batch)

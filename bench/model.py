@@ -78,15 +78,30 @@ def publish_stand_in(
     else:
         raise ValueError(f"unknown stand-in model kind {kind!r}")
     model.eval()
+    fields = {"temperature": 1.0, "base_model": {"name_or_path": kind}, "dataset": {"kind": "none: benchmark stand-in"}}
+    fields |= stand_in_parity(model, tokenizer)
     published = publish_version(
         ModelStore(models_dir),
         name,
         model,
         tokenizer,
-        {"temperature": 1.0, "base_model": {"name_or_path": kind}, "dataset": {"kind": "none: benchmark stand-in"}},
+        fields,
         extra_files={"README.md": f"# benchmark stand-in\n\n{origin}\n"},
     )
     return BenchModel(models_dir, name, published.version, published.path, origin)
+
+
+def stand_in_parity(model: Any, tokenizer: Any, examples: int = 512) -> dict[str, Any]:
+    """Parity records for a stand-in, measured as training measures them (on built-in dev snippets), so the
+    service chooses its precision and layout for a stand-in exactly as for a trained model. The weights are
+    untrained: agreement is meaningful, accuracy is not."""
+    from inference import parity
+    from training.config import preset
+    from training.data import load_data
+
+    dev = load_data(preset("default")).splits["dev"]
+    found = parity.measure(model, tokenizer, dev.texts[:examples], dev.label_ids[:examples], 1.0, "cpu")
+    return {"precision_parity": found.precision, "packing_parity": found.packing}
 
 
 def _embedded_base() -> Path:

@@ -28,6 +28,7 @@ from typing import Any
 from bench import report
 from bench.contenders.launch import Server, free_port, http_get, python_module
 from bench.cpugroup import open_group
+from bench.machine import describe_cpu
 from bench.model import BenchModel, newest_published, publish_stand_in
 from bench.workload import WorkloadSpec, build_texts, request_bodies, write_texts
 
@@ -145,6 +146,29 @@ def ceiling_server(ctx: Context) -> Server:
     return Server("ceiling", cmd, port, "/health", ctx.out / "logs" / "ceiling.log", ctx.env, ctx.preexec)
 
 
+def openvino_reference(ctx: Context) -> dict[str, Any]:
+    """The reference row (bench/openvino_ref.py): the model in OpenVINO, measured once before the load points."""
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return {"skipped": "openvino is not installed (pip install openvino)"}
+    out = ctx.out / "openvino.json"
+    cmd = _module(
+        ctx,
+        "bench.openvino_ref",
+        *("--models-dir", str(ctx.model.models_dir), "--name", ctx.model.name, "--version", str(ctx.model.version)),
+        *("--texts", str(ctx.out / "texts.json"), "--threads", str(ctx.args.threads), "--out", str(out)),
+        *("--token-budgets", ",".join(map(str, ctx.plan.ceiling_budgets))),
+    )
+    ctx.commands["openvino"] = cmd
+    log = ctx.out / "logs" / "openvino.log"
+    with log.open("wb") as fh:
+        done = subprocess.run(cmd, env=_env(ctx), stdout=fh, stderr=subprocess.STDOUT, check=False, timeout=1800)
+    if done.returncode != 0:
+        return {"failed": f"exit {done.returncode}; see {log}"}
+    return {**json.loads(out.read_text()), "loadavg": _loadavg()}
+
+
 def ceiling_pass(ctx: Context, server: Server, single: bool) -> dict[str, Any]:
     before = _loadavg()
     status, body = http_get(server.port, "/pass" + (f"?single={_single_count(ctx.plan)}" if single else ""), 900)
@@ -220,6 +244,7 @@ def drive(ctx: Context, server: Server, size: int, conc: int, requests: int) -> 
     ctx.commands["loadgen"] = cmd
     before = _loadavg()
     cpu_before = server.cpu_seconds()
+    threads_before = server.thread_cpu_seconds() if server.name == "service" else {}
     done = subprocess.run(cmd, env=_env(ctx), capture_output=True, text=True, check=False, preexec_fn=ctx.preexec)
     if done.returncode != 0:
         raise RuntimeError(f"load generator failed against {server.name}: {done.stderr[-2000:]}")
@@ -231,6 +256,12 @@ def drive(ctx: Context, server: Server, size: int, conc: int, requests: int) -> 
     result["server_cpu_s"] = round(cpu, 3)
     texts = result["ok_texts"] + result.get("warmup_texts", 0)
     result["sentences_per_cpu_s"] = round(texts / cpu, 2) if cpu > 0 else None
+    if threads_before:
+        # The request path's own cost: CPU outside forward passes per request (warm-up included).
+        after = server.thread_cpu_seconds()
+        spent = {role: after[role] - threads_before.get(role, 0.0) for role in after}
+        served = result["requests"] + min(ctx.plan.warmup, conc)
+        result["cpu_ms_per_request"] = {role: round(1000 * s / served, 3) for role, s in spent.items()}
     return result
 
 
@@ -372,7 +403,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="run every process in one CPU cgroup with this cpu.shares (1024 = one ordinary process); "
         "offers each contender the same share of a shared machine whatever its thread count (bench/cpugroup.py)",
     )
-    parser.add_argument("--contenders", default="ceiling,service,peer,naive", type=lambda s: s.split(","))
+    parser.add_argument(
+        "--contenders",
+        default="ceiling,openvino,service,peer,naive",
+        type=lambda s: s.split(","),
+        help="what to run (openvino: the reference row, not a contender)",
+    )
     parser.add_argument("--runs", type=_parse_runs, default=None, help="override: '1:1x24,64x192;32:16x24'")
     parser.add_argument("--pool-size", type=int, default=None)
     parser.add_argument("--texts", type=Path, default=None, help="use these texts (JSON with 'texts') instead")
@@ -408,6 +444,7 @@ def main(argv: list[str] | None = None) -> int:
             ceiling = {**json.loads((out / "ceiling.json").read_text()), "loadavg": _loadavg()}
             ceiling_proc.pause()
         dtype = ceiling["dtype"] if ceiling is not None else args.dtype
+        reference = openvino_reference(ctx) if "openvino" in args.contenders else None
         runs, padding, served_dtype = measure(ctx, dtype, ceiling_proc)
     finally:
         if ceiling_proc is not None:
@@ -432,6 +469,7 @@ def main(argv: list[str] | None = None) -> int:
             "nice": args.nice,
             "cpu_group": group_note,
             "cpus": os.cpu_count(),
+            "cpu": describe_cpu(),
             "loadavg_before": load_before,
             "loadavg_after": _loadavg(),
             "workload": {"texts": ctx.texts, "runs": {str(s): r for s, r in plan.runs.items()}},
@@ -439,6 +477,7 @@ def main(argv: list[str] | None = None) -> int:
             "commands": {k: " ".join(v) for k, v in ctx.commands.items()},
         },
         "ceiling": ceiling,
+        "reference_openvino": reference,
         "runs": runs,
         "padding": padding,
         "ratios": ratios,

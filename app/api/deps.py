@@ -5,14 +5,14 @@ All `async def`: FastAPI runs plain `def` dependencies in a thread pool, a costl
 
 from __future__ import annotations
 
-import secrets
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from app.api.auth import check_api_key
 from app.config import Settings
-from app.errors import AdminDisabled, Unauthorized
+from app.errors import AdminDisabled
 from app.lifecycle.service import Service
 
 _bearer = HTTPBearer(auto_error=False, description="Needed only when the server has an API key configured.")
@@ -33,13 +33,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 async def require_api_key(
     settings: SettingsDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> None:
-    if settings.api_key is None:
-        return
-    if credentials is None:
-        raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
-    expected = settings.api_key.get_secret_value().encode()
-    if not secrets.compare_digest(credentials.credentials.encode(), expected):
-        raise Unauthorized("invalid API key")
+    check_api_key(settings.api_key, credentials.credentials if credentials else None)
 
 
 ApiKeyDep = Depends(require_api_key)
@@ -54,10 +48,7 @@ async def require_admin_key(
         raise AdminDisabled(
             "admin endpoints are disabled: set SENTIMENT_ADMIN_API_KEY (or SENTIMENT_API_KEY) to enable them"
         )
-    if credentials is None:
-        raise Unauthorized("missing admin key: send 'Authorization: Bearer <key>'")
-    if not secrets.compare_digest(credentials.credentials.encode(), key.get_secret_value().encode()):
-        raise Unauthorized("invalid admin key")
+    check_api_key(key, credentials.credentials if credentials else None, what="admin key")
 
 
 AdminKeyDep = Depends(require_admin_key)

@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from app.api.schemas import json_response
 from app.errors import InvalidJson, InvalidRequest, ServiceError, error_body
+from app.metrics import Metrics
 
 log = logging.getLogger("app.errors")
 
@@ -32,15 +33,27 @@ def summarise_validation(errors: list[dict[str, Any]]) -> tuple[str, str]:
     return "; ".join(parts) + more, InvalidRequest.error_type
 
 
+def error_response(
+    metrics: Metrics, request_id: str, path: str, status: int, message: str, error_type: str, headers: dict[str, str]
+) -> Response:
+    """The one way an error is answered: the JSON body, its count in the metrics, one log line."""
+    metrics.reject(error_type)
+    level = logging.WARNING if status >= 500 else logging.INFO
+    log.log(level, "request %s %s -> %d %s: %s", request_id, path, status, error_type, message)
+    return json_response(error_body(message, error_type), status, headers)
+
+
+def service_error_response(metrics: Metrics, request_id: str, path: str, exc: ServiceError) -> Response:
+    return error_response(metrics, request_id, path, exc.status_code, exc.message, exc.error_type, exc.headers)
+
+
 def register_error_handlers(app: FastAPI) -> None:
     """FastAPI's parse-failure 400 becomes a 422 like any other malformed body."""
 
     def respond(request: Request, status: int, message: str, error_type: str, headers: dict[str, str]) -> Response:
         request_id = getattr(request.state, "request_id", "-")
-        request.app.state.metrics.reject(error_type)
-        level = logging.WARNING if status >= 500 else logging.INFO
-        log.log(level, "request %s %s -> %d %s: %s", request_id, request.url.path, status, error_type, message)
-        return json_response(error_body(message, error_type), status, headers)
+        metrics = request.app.state.metrics
+        return error_response(metrics, request_id, request.url.path, status, message, error_type, headers)
 
     async def on_service_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ServiceError)

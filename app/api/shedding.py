@@ -9,11 +9,10 @@ admitted. The check here is a cheap fast path only; `Batcher.submit` still makes
 from __future__ import annotations
 
 import logging
-import secrets
 
-from fastapi.security.utils import get_authorization_scheme_param
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.api.auth import bearer_token, key_matches
 from app.api.schemas import json_response
 from app.errors import QueueFull, error_body
 from app.lifecycle.service import Service, State
@@ -55,7 +54,4 @@ class LoadShedMiddleware:
         if key is None:
             return True
         header = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
-        scheme, credentials = get_authorization_scheme_param(header.decode("latin-1"))
-        if scheme.lower() != "bearer":
-            return False
-        return secrets.compare_digest(credentials.encode("latin-1"), key.get_secret_value().encode())
+        return key_matches(bearer_token(header.decode("latin-1")), key)

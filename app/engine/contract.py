@@ -24,7 +24,9 @@ class BatchModel(Protocol):
 class BatchPolicy:
     max_batch_size: int = 64
     max_batch_tokens: int = 8192
-    max_wait_s: float = 0.005
+    # While every worker computes, how long the next batch may keep filling. None: until just before the
+    # first worker is expected to free up (app/engine/costs.py), which fills it without idling the device.
+    max_wait_s: float | None = None
     sort_window: int = 256
     queue_capacity: int = 2048
     max_padding_ratio: float | None = None  # None: fill to the budgets whatever the padding

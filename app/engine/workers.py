@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from app.engine.costs import ForwardCosts, Running
 from app.engine.grouping import batch_tokens
 from app.engine.tickets import Item, Job, Ticket
 from inference.errors import OutOfMemory
@@ -27,6 +28,20 @@ log = logging.getLogger("app.engine")
 
 # (job, logits or None, error or None, seconds in the worker, tickets found expired) -> None, on the loop.
 Complete = Callable[[Job, np.ndarray | None, BaseException | None, float, list[Ticket]], None]
+
+
+def name_os_thread(name: str) -> None:
+    """Give the calling thread an OS-visible name (top -H, /proc/<pid>/task/*/comm; 15 bytes at most).
+
+    Threads a worker starts inherit the name, so torch's intra-op threads show under their worker:
+    operators (and bench/run.py) can tell event-loop, tokenizer and forward-pass CPU apart.
+    """
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME (Linux)
+    except (OSError, AttributeError):
+        pass  # not Linux: a cosmetic loss only
 
 
 class InferenceWorkers:
@@ -38,8 +53,11 @@ class InferenceWorkers:
         complete: Complete,
         set_threads: Callable[[int], None] | None = None,
         packed: bool = False,
+        costs: ForwardCosts | None = None,
     ) -> None:
         self._packed = packed
+        self.costs = costs or ForwardCosts()
+        self.running: dict[int, Running] = {}  # worker index -> the batch it computes now
         self.count = count
         # Threads a forward pass may use when it computes alone (0: leave the model's setting); while
         # others compute too, each uses threads // count, so the cores are shared, not oversubscribed.
@@ -56,7 +74,7 @@ class InferenceWorkers:
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         for k in range(self.count):
-            thread = threading.Thread(target=self._run, name=f"inference-{k}", daemon=True)
+            thread = threading.Thread(target=self._run, args=(k,), name=f"inference-{k}", daemon=True)
             thread.start()
             self._threads_started.append(thread)
 
@@ -69,8 +87,9 @@ class InferenceWorkers:
         for thread in self._threads_started:
             await asyncio.to_thread(thread.join, 30)
 
-    def _run(self) -> None:
+    def _run(self, index: int) -> None:
         assert self._loop is not None
+        name_os_thread(threading.current_thread().name)
         threads = 0
         while (job := self._jobs.get()) is not None:
             started = time.perf_counter()
@@ -84,10 +103,14 @@ class InferenceWorkers:
                 threads = self._use_threads(threads, alone)
                 expired = self._drop_dead(job)
                 if job.items:
+                    self.running[index] = Running(time.monotonic(), job.padded_tokens, threads)
+                    forward_started = time.perf_counter()
                     logits = self._forward(job.model, job.items, job.batch)
+                    self.costs.observe(time.perf_counter() - forward_started, job.padded_tokens, threads)
             except Exception as exc:  # a failing batch must not end the worker
                 error = exc
             finally:
+                self.running.pop(index, None)
                 with self._computing_lock:
                     self._computing -= 1
             elapsed = time.perf_counter() - started

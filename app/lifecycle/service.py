@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from app.config import Settings
 from app.engine.batcher import Batcher
 from app.engine.contract import BatchPolicy
+from app.engine.costs import ForwardCosts
 from app.errors import Draining, NotReady
 from app.lifecycle.registry import ActiveModel, layout
 from app.metrics import Metrics
@@ -74,8 +75,10 @@ class Service:
             self.active.activate(classifier)
             if self.state is State.LOADING:  # not if a drain began meanwhile
                 self.state = State.WARMING
-            await asyncio.to_thread(self.warm_up, classifier)
-            batcher = Batcher(classifier, self._policy(classifier), self.metrics, set_threads=_set_torch_threads)
+            costs = await asyncio.to_thread(self.warm_up, classifier)
+            batcher = Batcher(
+                classifier, self._policy(classifier), self.metrics, set_threads=_set_torch_threads, costs=costs
+            )
             await batcher.start()
         except Exception as exc:
             self.state = State.FAILED
@@ -85,6 +88,9 @@ class Service:
         self.batcher = batcher
         self.active.attach(batcher)
         self.metrics.track_queue_depth(lambda: float(batcher.queued))
+        self.metrics.track_forward_costs(
+            lambda: costs.fixed_s, {t: (lambda t=t: costs.per_token_s.get(t, 0.0)) for t in costs.per_token_s}
+        )
         if loaded.device.startswith("cuda"):
             from inference.memory import gpu_memory_readers
 
@@ -107,7 +113,7 @@ class Service:
         return BatchPolicy(
             max_batch_size=s.max_batch_size,
             max_batch_tokens=s.max_batch_tokens,
-            max_wait_s=s.max_wait_ms / 1000,
+            max_wait_s=None if s.max_wait_ms is None else s.max_wait_ms / 1000,
             sort_window=max(s.sort_window, s.max_batch_size),
             queue_capacity=s.queue_capacity,
             max_padding_ratio=s.resolved_padding_ratio(device),
@@ -117,12 +123,14 @@ class Service:
             threads=s.torch_threads,
         )
 
-    def warm_up(self, classifier: TextClassifier) -> None:
-        """One short input, then one batch at the full token budget: a memory shortfall shows now.
+    def warm_up(self, classifier: TextClassifier) -> ForwardCosts:
+        """One short input, then one batch at the full token budget: a memory shortfall shows now. Then the
+        forward's fixed and per-token costs are timed, for the batcher's cut timing (app/engine/costs.py).
 
         Also run on a version being swapped in (app/lifecycle/swap.py), beside the one serving.
         """
-        _set_torch_threads(self.settings.torch_threads)
+        threads = self.settings.torch_threads
+        _set_torch_threads(threads)
         started = time.perf_counter()
         short = classifier.tokenize(["warm-up"]).ids
         classifier.predict(classifier.collate(short))
@@ -135,7 +143,17 @@ class Service:
                 f"warm-up ran out of device memory on a batch of {count} x {length} tokens: lower "
                 "SENTIMENT_MAX_BATCH_TOKENS (or SENTIMENT_MAX_LENGTH), or use a smaller dtype"
             ) from exc
-        log.info("warm-up done in %.2fs (largest batch %d x %d tokens)", time.perf_counter() - started, count, length)
+        costs = measure_costs(classifier, threads, self.settings.resolved_inference_workers(classifier.loaded.device))
+        _set_torch_threads(threads)
+        log.info(
+            "warm-up done in %.2fs (largest batch %d x %d tokens); forward: %.2f ms fixed + %s",
+            time.perf_counter() - started,
+            count,
+            length,
+            costs.fixed_s * 1000,
+            ", ".join(f"{s * 1e6:.1f} us/token at {t} threads" for t, s in sorted(costs.per_token_s.items())),
+        )
+        return costs
 
     async def drain(self, timeout_s: float) -> bool:
         """Stop admitting and finish queued + in-flight work; False if the grace period ran out."""
@@ -168,6 +186,29 @@ class Service:
         if self.state in (State.DRAINING, State.STOPPED):
             raise Draining("the server is shutting down and accepts no new requests")
         raise NotReady(f"the model is not ready (state: {self.state})")
+
+
+def measure_costs(classifier: TextClassifier, threads: int, workers: int, repeats: int = 3) -> ForwardCosts:
+    """Fixed cost (one short input) and per-token cost (a batch of ~1,000 tokens), best of `repeats`, at
+    all threads and, when workers share them, at each worker's share."""
+    costs = ForwardCosts()
+    short = classifier.collate(classifier.tokenize(["warm-up"]).ids)
+    width = min(32, classifier.loaded.max_length)
+    batch = classifier.collate([classifier.sample_ids(width)] * 32)
+
+    def best(batch: object) -> float:
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            classifier.predict(batch)
+            times.append(time.perf_counter() - started)
+        return min(times)
+
+    for count in sorted({threads, max(1, threads // workers)}, reverse=True):
+        _set_torch_threads(count)
+        fixed = best(short)
+        costs.seed(fixed if count == threads else costs.fixed_s, (best(batch) - fixed) / (32 * width), count)
+    return costs
 
 
 def _set_torch_threads(threads: int) -> None:

@@ -78,6 +78,12 @@ class Server:
         """CPU time (user + system) of every live process in the server's group, all threads."""
         return group_cpu_seconds(self.process.pid) if self.process is not None else 0.0
 
+    def thread_cpu_seconds(self) -> dict[str, float]:
+        """The server process's CPU by thread role: its main thread (the event loop: HTTP, validation,
+        batching), threads named `tokenize*`, and all others (inference workers and their intra-op threads,
+        which inherit the worker's name). See app/engine/workers.py `name_os_thread`."""
+        return thread_cpu_seconds(self.process.pid) if self.process is not None else {}
+
     def pause(self) -> None:
         """SIGSTOP the whole group: an idle server must not take CPU from the one being measured
         (LitServe's idle processes poll their queues, ~12% of a core here)."""
@@ -128,6 +134,20 @@ def group_cpu_seconds(pgid: int) -> float:
         if int(fields[2]) == pgid:  # fields[0] is the state: pgrp is the 5th field of /proc/PID/stat
             ticks += int(fields[11]) + int(fields[12])  # utime, stime
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def thread_cpu_seconds(pid: int) -> dict[str, float]:
+    roles = {"event_loop": 0.0, "tokenize": 0.0, "forward": 0.0}
+    tick = os.sysconf("SC_CLK_TCK")
+    for task in Path(f"/proc/{pid}/task").glob("[0-9]*"):
+        try:
+            comm = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the thread ended while we looked
+        role = "event_loop" if task.name == str(pid) else "tokenize" if comm.startswith("tokenize") else "forward"
+        roles[role] += (int(fields[11]) + int(fields[12])) / tick
+    return roles
 
 
 def python_module(module: str, *args: str, nice: int = 0) -> list[str]:

@@ -34,7 +34,8 @@ def test_every_precision_auto_would_serve_agrees_with_fp32_on_a_dev_subset(fine_
     labels = np.asarray(dev.label_ids[:SUBSET])
     model = AutoModelForSequenceClassification.from_pretrained(fine_tuned_model_dir, use_safetensors=True)
     tokenizer = AutoTokenizer.from_pretrained(fine_tuned_model_dir)
-    measured = parity.measure(model, tokenizer, dev.texts[:SUBSET], labels, manifest["temperature"], "cpu", fast)
+    found = parity.measure(model, tokenizer, dev.texts[:SUBSET], labels, manifest["temperature"], "cpu", fast)
+    measured = found.precision
 
     records = ParityRecords(entries=recorded, origins=dict.fromkeys(recorded, "manifest"))
     served = choose("auto", [*fast, "fp32"], records, MIN_AGREEMENT).dtype
@@ -50,3 +51,8 @@ def test_every_precision_auto_would_serve_agrees_with_fp32_on_a_dev_subset(fine_
     if "bf16" in fast:
         # Native bf16 is the CPU fast path `auto` is meant to take: it must be accurate enough to be served.
         assert measured["bf16"]["agreement"] >= MIN_AGREEMENT and served == "bf16", measured
+    # Packed execution of the real model reproduces padded execution in every precision measured, and the
+    # publish recorded that for the precision auto serves (so auto packs it).
+    assert set(found.packing) == {"fp32", *fast}
+    assert found.packing["fp32"]["agreement"] == 1.0 and found.packing["fp32"]["max_prob_diff"] < 1e-4
+    assert manifest["packing_parity"][served]["agreement"] >= MIN_AGREEMENT

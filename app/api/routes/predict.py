@@ -15,6 +15,7 @@ from app.api.deps import ApiKeyDep, ServiceDep
 from app.api.schemas import PredictRequest, PredictResponse, error_responses, json_response
 from app.engine.tickets import Ticket
 from app.errors import TooManyTexts
+from app.lifecycle.service import Service
 from inference.scores import softmax
 
 router = APIRouter(tags=["predict"])
@@ -28,6 +29,15 @@ router = APIRouter(tags=["predict"])
     summary="Classify one or more texts",
 )
 async def predict(payload: PredictRequest, request: Request, service: ServiceDep) -> Response:
+    # Served by app/api/fast_path.py, which answers POST /predict before FastAPI's routing; this route
+    # documents the operation and answers when the app is mounted without that middleware.
+    return json_response(await run_prediction(payload, service, request.state.request_id, request.receive))
+
+
+async def run_prediction(
+    payload: PredictRequest, service: Service, request_id: str, receive: Receive
+) -> dict[str, Any]:
+    """Limits, admission, batching and the answer in request order: the whole of /predict after validation."""
     settings = service.settings
     texts = payload.text_list()
     if len(texts) > settings.max_texts_per_request:
@@ -36,7 +46,7 @@ async def predict(payload: PredictRequest, request: Request, service: ServiceDep
     timeout = payload.timeout_s or settings.request_timeout_s
     reject = payload.truncate is False or (payload.truncate is None and settings.truncation == "reject")
     ticket = await batcher.submit(texts, time.monotonic() + timeout, reject_truncated=reject)
-    watcher = asyncio.ensure_future(_disconnect(request.receive))
+    watcher = asyncio.ensure_future(_disconnect(receive))
     try:
         logits = await batcher.result(ticket, watcher)
     finally:
@@ -44,13 +54,11 @@ async def predict(payload: PredictRequest, request: Request, service: ServiceDep
     # The version that ran this request's batches, not the one active now: a swap may have happened
     # since admission, and a request is pinned to the model that tokenized it (app/lifecycle/swap.py).
     source = ticket.model.loaded.source
-    return json_response(
-        {
-            "model": {"name": source.name, "version": source.version},
-            "request_id": request.state.request_id,
-            "predictions": _predictions(logits, ticket, source.labels, source.temperature, payload.raw_scores),
-        }
-    )
+    return {
+        "model": {"name": source.name, "version": source.version},
+        "request_id": request_id,
+        "predictions": _predictions(logits, ticket, source.labels, source.temperature, payload.raw_scores),
+    }
 
 
 def _predictions(

@@ -80,7 +80,9 @@ async def test_a_request_tokenizing_during_the_swap_stays_on_the_model_that_toke
     old, new = SlowTokenizer(), NewModel()
     batcher = Batcher(old, BatchPolicy(max_wait_s=0.0))
     await batcher.start()
-    pending = asyncio.create_task(submit(batcher, ["mid-swap"]))
+    # Long enough for the tokenizer thread (short requests tokenize on the loop, which no swap can interleave).
+    text = "mid-swap " * 100
+    pending = asyncio.create_task(submit(batcher, [text]))
     assert await asyncio.to_thread(old.tokenizing.wait, 5)
     batcher.set_model(new)
     assert batcher.uses(old)  # not queued yet, but its inputs are already in old's vocabulary
@@ -88,7 +90,7 @@ async def test_a_request_tokenizing_during_the_swap_stays_on_the_model_that_toke
     await asyncio.sleep(0.05)
     assert not released.done()
     old.release.set()
-    assert (await (await pending)).tolist() == [expected_logits("mid-swap")]
+    assert (await (await pending)).tolist() == [expected_logits(text)]
     assert await released
     assert new.batches == []
     await batcher.stop()
