@@ -83,10 +83,11 @@ def token_lengths(tokenizer: Any, texts: Sequence[str], model: Any) -> tuple[lis
 
 def equal_mass_bins(values: np.ndarray, lower: float, upper: float, bins: int = DECILES) -> dict[str, list[float]]:
     """Bins at the quantiles of `values` (duplicates merged), their shares by the store's Bins rule."""
-    cuts = np.unique(np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1]))
-    edges = [float(lower), *(float(c) for c in cuts if lower < c < upper), float(upper)]
+    # Rounded before deduplication, so that the stored (rounded) edges still increase strictly.
+    cuts = sorted({round(float(c), 6) for c in np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1])})
+    edges = [round(float(lower), 6), *(c for c in cuts if lower < c < upper), round(float(upper), 6)]
     counts = np.bincount([bin_of(float(v), edges) for v in values], minlength=len(edges) - 1)
-    return {"edges": [round(e, 6) for e in edges], "shares": _shares(counts)}
+    return {"edges": edges, "shares": _shares(counts)}
 
 
 def _shares(counts: np.ndarray) -> list[float]:

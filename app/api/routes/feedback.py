@@ -7,12 +7,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import Field
 from starlette.responses import Response
 
 from app.api.deps import ServiceDep, SettingsDep
 from app.api.quality_schemas import FeedbackItem, FeedbackResponse
 from app.api.schemas import ErrorResponse, json_response
-from app.errors import EmptyInput, FeedbackDisabled, TooManyItems, Unauthorized
+from app.errors import FeedbackDisabled, TooManyItems, Unauthorized
 from app.quality import feedback as book
 
 router = APIRouter(tags=["feedback"])
@@ -27,7 +28,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         404: "No recent answer has that request id or index: unknown or expired (`prediction_not_found`).",
         409: "Feedback for that answer was already given, or appears twice in the call (`duplicate_feedback`).",
         413: "More items than max_texts_per_request (`too_many_items`), or the body is too large (`body_too_large`).",
-        422: "Invalid body (`invalid_request`, `invalid_json`, `empty_input`), a label the answering version does "
+        422: "Invalid body (`invalid_request`, `invalid_json`), a label the answering version does "
         "not have (`unknown_label`), or a text that differs from the one answered (`text_mismatch`).",
         503: "Writing the feedback failed (`feedback_not_stored`); nothing was recorded, retry.",
         507: "The feedback directory reached its size cap (`feedback_store_full`); nothing was recorded.",
@@ -56,12 +57,13 @@ async def require_feedback_key(
     summary="Give the correct label for one or more answers",
 )
 async def feedback(
-    payload: Annotated[FeedbackItem | list[FeedbackItem], Body(description="One item, or a list recorded together.")],
+    payload: Annotated[
+        FeedbackItem | Annotated[list[FeedbackItem], Field(min_length=1)],
+        Body(description="One item, or a list recorded together (all or none)."),
+    ],
     service: ServiceDep,
 ) -> Response:
     items = payload if isinstance(payload, list) else [payload]
-    if not items:
-        raise EmptyInput("no feedback items given")
     limit = service.settings.max_texts_per_request
     if len(items) > limit:
         raise TooManyItems(f"{len(items)} feedback items in one call; the limit is {limit}")
