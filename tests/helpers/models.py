@@ -124,3 +124,33 @@ def reseal(version_dir: Path) -> None:
     manifest = json.loads(path.read_text())
     manifest["files"] = file_inventory(version_dir, exclude=frozenset({MANIFEST}))
     path.write_text(json.dumps(manifest))
+
+
+def alter_weights(version_dir: Path, tensor: str = "classifier.weight", scale: float = 1.25) -> None:
+    """Scale one weight tensor and reseal: every checksum passes, the model's answers differ."""
+    from safetensors.torch import load_file, save_file
+
+    path = version_dir / "model.safetensors"
+    tensors = load_file(path)
+    tensors[tensor] = tensors[tensor] * scale
+    save_file(tensors, path, metadata={"format": "pt"})
+    reseal(version_dir)
+
+
+def stop_lowercasing(version_dir: Path) -> None:
+    """Turn off the tokenizer's lower-casing (as another tokenizer build might) and reseal.
+
+    Both files: transformers rebuilds the normalizer from tokenizer_config.json's do_lower_case, so the
+    flag in tokenizer.json alone does not change what is served (and the canary rightly passes then)."""
+    import json
+
+    path = version_dir / "tokenizer.json"
+    data = json.loads(path.read_text())
+    assert data["normalizer"]["lowercase"] is True, data["normalizer"]
+    data["normalizer"]["lowercase"] = False
+    path.write_text(json.dumps(data))
+    config_path = version_dir / "tokenizer_config.json"
+    config = json.loads(config_path.read_text())
+    config["do_lower_case"] = False
+    config_path.write_text(json.dumps(config))
+    reseal(version_dir)
