@@ -86,6 +86,11 @@ class QualityMetrics:
             "sentiment_shadow_busy_seconds_total", "Seconds the shadow spent computing (capped by shadow_max_busy).",
             ["candidate"], registry=r,
         )  # fmt: skip
+        for stage in CANARY_STAGES:  # at 0 from the start, so a first failure shows in increase()
+            for outcome in CANARY_OUTCOMES:
+                self.canary_runs.labels(stage=stage, outcome=outcome)
+        for reason in ("full", "io"):
+            self.feedback_write_errors.labels(reason=reason)
         r.register(self)
 
     # ---- the custom collector -------------------------------------------------------------

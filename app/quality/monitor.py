@@ -61,6 +61,13 @@ class QualityMonitor:
         if report is not None:
             self.canary[source.version] = report
         if active:
+            # Series at 0 from the start: increase()/rate() miss a counter's first increment otherwise.
+            version = str(source.version)
+            for outcome in ("correct", "incorrect"):
+                self.metrics.feedback.labels(version=version, outcome=outcome)
+            for predicted in source.labels:
+                for actual in source.labels:
+                    self.metrics.confusion.labels(version=version, predicted=predicted, actual=actual)
             report = self.canary.get(source.version)
             status = report.status if report is not None else "missing"
             tol = report.tolerance.max_prob_diff if report is not None and report.tolerance is not None else None

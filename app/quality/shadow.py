@@ -68,6 +68,9 @@ class ShadowScorer:
         self._failed = metrics.shadow_inputs.labels(candidate=candidate, outcome="failed")
         self._agreed = metrics.shadow_agreements.labels(candidate=candidate)
         self._busy = metrics.shadow_busy.labels(candidate=candidate)
+        for model in ("candidate", "active"):
+            for outcome in ("correct", "incorrect"):
+                metrics.shadow_feedback.labels(candidate=candidate, model=model, outcome=outcome)
         self.counts = {"offered": 0, "scored": 0, "dropped": 0, "failed": 0, "agreed": 0}
         self.busy_s = 0.0
 

@@ -150,7 +150,8 @@ def test_a_full_directory_or_a_disk_error_records_nothing(
     metrics = client.get("/metrics").text
     assert 'sentiment_feedback_write_errors_total{reason="full"} 1.0' in metrics
     assert 'sentiment_feedback_write_errors_total{reason="io"} 1.0' in metrics
-    assert "sentiment_feedback_total{" not in metrics
+    assert 'sentiment_feedback_total{outcome="correct",version="1"} 0.0' in metrics  # nothing counted
+    assert 'sentiment_feedback_total{outcome="incorrect",version="1"} 0.0' in metrics
     monkeypatch.undo()
     client.app.state.service.quality.feedback.log.max_total_bytes = 1 << 20
     assert client.post("/feedback", json={"request_id": rid, "label": "positive"}).status_code == 200  # retry works
