@@ -150,10 +150,11 @@ class Settings(BaseSettings):
         description="Share of /predict requests a shadow candidate also scores (off the response path).",
     )
     shadow_max_busy: float = Field(
-        0.1,
+        0.05,
         gt=0,
         le=1,
-        description="Most share of one core's time the shadow may compute; what it cannot take is dropped and counted.",
+        description="Most share of the service's CPU time the shadow may use (it slows the active version by about "
+        "that much when CPU-bound); what it cannot score in time is dropped and counted.",
     )
     shadow_queue: int = Field(
         64, ge=1, le=1 << 16, description="Most requests waiting for the shadow; beyond it they are dropped."

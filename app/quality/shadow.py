@@ -6,9 +6,13 @@ tokenizes with the candidate's own tokenizer and runs its forward passes (up to 
 time, on one torch thread), then hands the labels back to the event loop, which counts agreement with the
 active version and keeps them with the answer for feedback.
 
-The cap: after computing for t seconds the thread rests t * (1 - max_busy) / max_busy, so it computes at
-most `max_busy` of the time on one core (default 0.1). What arrives meanwhile waits in the queue, and
-beyond `queue_size` requests it is dropped and counted (`sentiment_shadow_inputs_total{outcome="dropped"}`):
+The cap: the shadow may use at most `max_busy` of the service process's CPU time (default 0.05). A
+token bucket refills with max_busy x the process's CPU seconds (the shadow's own included) and each
+forward pass spends its thread CPU time; when the bucket is empty the thread waits. So however busy the
+host is, the shadow takes at most that share of what the service gets, and when the active version is
+CPU-bound it slows it by about that share. The bucket holds at most BURST_CPU_S, so idle time does not
+save up credit for a burst later. What arrives while the shadow waits stays in its queue, and beyond
+`queue_size` requests it is dropped and counted (`sentiment_shadow_inputs_total{outcome="dropped"}`):
 the shadow falls behind, never the active version. Measured overhead: docs/operations.md.
 """
 
@@ -34,7 +38,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("app.quality")
 
-SHADOW_BATCH = 32  # inputs per shadow forward pass: small batches keep each busy slice short
+# Inputs per shadow forward pass: small, so each slice is short and the cap holds over a fraction of a
+# second, not minutes (a batch of 32 MiniLM inputs on one busy core takes seconds).
+SHADOW_BATCH = 8
+BURST_CPU_S = 0.25  # the most CPU the bucket saves up
+_POLL_S = 0.02
 
 Offer = tuple[Answered, Sequence[str]]
 
@@ -73,6 +81,8 @@ class ShadowScorer:
                 metrics.shadow_feedback.labels(candidate=candidate, model=model, outcome=outcome)
         self.counts = {"offered": 0, "scored": 0, "dropped": 0, "failed": 0, "agreed": 0}
         self.busy_s = 0.0
+        self._tokens = 0.0  # the CPU budget (seconds), shadow thread only
+        self._process_cpu = 0.0
 
     # ---- event loop ----------------------------------------------------------------------
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -141,7 +151,8 @@ class ShadowScorer:
     def _run(self) -> None:
         assert self._loop is not None
         if self._set_threads is not None:
-            self._set_threads(1)  # one core at most, and only max_busy of it
+            self._set_threads(1)  # one core at most, and only max_busy of the service's CPU
+        self._tokens, self._process_cpu = 0.0, time.process_time()
         while not self._stop.is_set():
             item = self._queue.get()
             if item is None:
@@ -158,15 +169,29 @@ class ShadowScorer:
                     break
                 batch.append(more)
                 size += len(more[1])
-            started = time.perf_counter()
+            # CPU time of this thread (torch runs one intra-op thread here, in this thread): what the shadow
+            # takes from the active version, which wall time would overstate on a busy machine.
+            if not self._wait_for_budget():
+                return
+            started = time.thread_time()
             labels = self._score([t for _, texts in batch for t in texts])
-            busy = time.perf_counter() - started
+            busy = time.thread_time() - started
+            self._tokens -= busy
             try:
                 self._loop.call_soon_threadsafe(self._done, batch, labels, busy)
             except RuntimeError:  # the loop is gone: nobody reads the result
                 return
-            # The duty cycle: rest so that computing takes at most max_busy of the time.
-            self._stop.wait(busy * (1.0 - self.max_busy) / self.max_busy)
+
+    def _wait_for_budget(self) -> bool:
+        """Block until the bucket holds CPU time again; False when stopping."""
+        while True:
+            now = time.process_time()
+            self._tokens = min(BURST_CPU_S, self._tokens + self.max_busy * (now - self._process_cpu))
+            self._process_cpu = now
+            if self._tokens > 0:
+                return True
+            if self._stop.wait(_POLL_S):
+                return False
 
     def _score(self, texts: list[str]) -> list[int] | None:
         c = self.classifier

@@ -75,28 +75,41 @@ class VersionStats:
         """Count one request's answers (calibrated probabilities [n, labels]); returns the predicted label ids.
 
         Ties go to the first label, as numpy's argmax (the answer's label) does."""
-        if len(lengths) > BULK:
+        n = len(lengths)
+        if n > BULK:
             return self._observe_bulk(probs, lengths)
         predicted: list[int] = []
-        confidences: list[float] = []
         label_counts, conf_counts, len_counts = self.label_counts, self.conf_counts, self.len_counts
-        low, threshold = 0, self.low_threshold
+        threshold = self.low_threshold
+        window = self.window
+        w_labels, w_conf, w_len = window.labels, window.confidence, window.lengths
+        pos, size = window.pos, window.size
+        low = 0
+        conf_sum = 0.0
+        binary = len(label_counts) == 2
         for row, length in zip(probs.tolist(), lengths, strict=True):
-            k, best = 0, row[0]
-            for j in range(1, len(row)):
-                if row[j] > best:
-                    k, best = j, row[j]
+            if binary:  # the common case, without the inner loop
+                k, best = (1, row[1]) if row[1] > row[0] else (0, row[0])
+            else:
+                k, best = 0, row[0]
+                for j in range(1, len(row)):
+                    if row[j] > best:
+                        k, best = j, row[j]
             label_counts[k] += 1
             # bisect_left: the first bucket whose upper bound (le) is >= the value, Prometheus' rule.
             conf_counts[bisect_left(CONFIDENCE_BUCKETS, best)] += 1
             len_counts[bisect_left(LENGTH_BUCKETS, length)] += 1
             low += best < threshold
+            conf_sum += best
             predicted.append(k)
-            confidences.append(best)
-        self.conf_sum += sum(confidences)
+            # The drift window's ring, written in place (DriftWindow.add is the general form).
+            w_labels[pos], w_conf[pos], w_len[pos] = k, best, length
+            pos = pos + 1 if pos + 1 < size else 0
+        window.pos = pos
+        window.filled = min(size, window.filled + n)
+        self.conf_sum += conf_sum
         self.len_sum += sum(lengths)
         self.low += low
-        self.window.add(predicted, confidences, lengths)
         return predicted
 
     def _observe_bulk(self, probs: np.ndarray, lengths: Sequence[int]) -> list[int]:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from app.quality.shadow import BURST_CPU_S
 from tests.app.quality.conftest import ALTERED_WEIGHTS, INTACT, OTHER
 from tests.helpers.models import publish_tiny
 
@@ -81,10 +82,33 @@ def test_a_slow_candidate_never_delays_answers_and_drops_what_it_cannot_take(
     elapsed = time.monotonic() - started
     assert max(latencies) < 0.3, latencies  # no answer waited for a shadow forward pass
     shadow = wait_scored(client, 60, timeout=5)
-    assert shadow["inputs"]["dropped"] > 0 and shadow["inputs"]["offered"] == 60
+    assert shadow["inputs"]["dropped"] > 0 and shadow["inputs"]["offered"] == 60, (shadow, elapsed)
     assert f'sentiment_shadow_inputs_total{{candidate="{OTHER}",outcome="dropped"}}' in client.get("/metrics").text
-    # The duty cycle: at most max_busy (0.1) of the time computing, plus the slice running when it started.
-    assert shadow["busy_seconds"] <= 0.1 * (time.monotonic() - started) + 0.35, (shadow, elapsed)
+
+
+def test_the_shadow_takes_at_most_its_share_of_the_service_cpu(client: Any) -> None:
+    share = client.app.state.settings.shadow_max_busy
+    assert client.post("/v1/models/shadow", json={"version": OTHER, "share": 1.0}, headers=ADMIN).status_code == 200
+    scorer = client.app.state.service.quality.shadow
+    real = scorer.classifier.predict
+
+    def expensive(batch: Any) -> Any:  # 30 ms of CPU per forward pass, whatever the batch
+        end = time.thread_time() + 0.03
+        while time.thread_time() < end:
+            pass
+        return real(batch)
+
+    scorer.classifier.predict = expensive
+    cpu = time.process_time()  # the app runs in this process (TestClient)
+    for _ in range(40):
+        assert client.post("/predict", json={"texts": TEXTS}).status_code == 200
+    time.sleep(0.5)
+    shadow = client.get("/v1/models/shadow").json()["shadow"]
+    used = time.process_time() - cpu
+    assert shadow["inputs"]["scored"] > 0
+    # Its share of the process's CPU, plus what the bucket may hold and the slice that overdraws it.
+    assert shadow["busy_seconds"] <= share * used + BURST_CPU_S + 0.05, (shadow, used)
+    assert shadow["inputs"]["scored"] < shadow["inputs"]["offered"]  # it fell behind instead
 
 
 @pytest.mark.parametrize(
