@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,8 +32,6 @@ from app.quality.feedback_log import FeedbackStoreFull as LogFull
 from app.quality.metrics import QualityMetrics
 from app.quality.recent import Answered, RecentAnswers
 from store.feedback_format import feedback_record, record_line
-
-log = logging.getLogger("app.quality")
 
 
 @dataclass(frozen=True)
@@ -130,13 +127,12 @@ class FeedbackBook:
         data = b"".join(record_line(self._record(r, now)) for r in resolved)
         try:
             await asyncio.to_thread(self.log.append, data)
+        # The error handler logs the one line (a warning, with the reason); the metric feeds the alert.
         except LogFull as exc:
             self.metrics.feedback_write_errors.labels(reason="full").inc()
-            log.error("feedback not stored: %s", exc)
             raise FeedbackStoreFull(f"{exc}; nothing was recorded") from exc
         except OSError as exc:
             self.metrics.feedback_write_errors.labels(reason="io").inc()
-            log.error("feedback not stored: %s", exc)
             raise FeedbackNotStored(f"feedback could not be written ({exc.strerror or exc}); nothing recorded") from exc
         self.metrics.feedback_stored.inc(len(resolved))
         return True

@@ -51,13 +51,13 @@ class QualityMonitor:
     # ---- versions ------------------------------------------------------------------------
     def track(self, source: ModelSource, report: CanaryReport | None = None, active: bool = True) -> VersionStats:
         """Start (or keep) statistics for a version about to answer; the active one's canary becomes the gauge."""
-        stats = self.metrics.versions.get(source.version)
-        if stats is None:
-            stats = self._new_stats(source)
-            self.metrics.versions[source.version] = stats
-            for old in sorted(self.metrics.versions)[:-KEPT_VERSIONS]:
-                if self.shadow is None or old != self.shadow.version:
-                    del self.metrics.versions[old]
+        versions = self.metrics.versions
+        stats = versions.pop(source.version, None) or self._new_stats(source)
+        versions[source.version] = stats  # newest last: the dict's order is the order versions were used in
+        shadow = self.shadow.version if self.shadow is not None else None
+        for old in [v for v in versions if v not in (source.version, shadow)][: max(0, len(versions) - KEPT_VERSIONS)]:
+            del versions[old]
+            self.canary.pop(old, None)
         if report is not None:
             self.canary[source.version] = report
         if active:
