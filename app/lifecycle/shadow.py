@@ -99,7 +99,7 @@ class ShadowManager:
         service.quality.shadow = scorer
         service.quality.metrics.shadow_info.labels(candidate=str(found.version)).set(1)
         log.info(
-            "shadow: version %d scores %.0f%% of requests beside version %d (at most %.0f%% of one core)",
+            "shadow: version %d scores %.0f%% of requests beside version %d (at most %.0f%% of the service CPU)",
             found.version,
             scorer.share * 100,
             current.source.version,

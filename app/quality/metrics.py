@@ -83,7 +83,7 @@ class QualityMetrics:
             ["candidate", "model", "outcome"], registry=r,
         )  # fmt: skip
         self.shadow_busy = Counter(
-            "sentiment_shadow_busy_seconds_total", "Seconds the shadow spent computing (capped by shadow_max_busy).",
+            "sentiment_shadow_busy_seconds_total", "CPU seconds the shadow spent (capped by shadow_max_busy).",
             ["candidate"], registry=r,
         )  # fmt: skip
         for stage in CANARY_STAGES:  # at 0 from the start, so a first failure shows in increase()

@@ -169,14 +169,10 @@ class ShadowScorer:
                     break
                 batch.append(more)
                 size += len(more[1])
-            # CPU time of this thread (torch runs one intra-op thread here, in this thread): what the shadow
-            # takes from the active version, which wall time would overstate on a busy machine.
-            if not self._wait_for_budget():
+            try:
+                labels, busy = self._score([t for _, texts in batch for t in texts])
+            except _Stopping:
                 return
-            started = time.thread_time()
-            labels = self._score([t for _, texts in batch for t in texts])
-            busy = time.thread_time() - started
-            self._tokens -= busy
             try:
                 self._loop.call_soon_threadsafe(self._done, batch, labels, busy)
             except RuntimeError:  # the loop is gone: nobody reads the result
@@ -193,14 +189,30 @@ class ShadowScorer:
             if self._stop.wait(_POLL_S):
                 return False
 
-    def _score(self, texts: list[str]) -> list[int] | None:
+    def _score(self, texts: list[str]) -> tuple[list[int] | None, float]:
+        """Labels (None if the candidate failed) and the CPU seconds spent; one budgeted slice per chunk."""
         c = self.classifier
+        out = []
+        busy = 0.0
         try:
-            out = []
             for start in range(0, len(texts), SHADOW_BATCH):
+                if not self._wait_for_budget():
+                    raise _Stopping
+                # CPU time of this thread (torch runs one intra-op thread here, in this thread): what the
+                # shadow takes from the active version, which wall time would overstate on a busy machine.
+                begun = time.thread_time()
                 tok = c.tokenize(texts[start : start + SHADOW_BATCH])
                 out.append(np.asarray(c.predict(c.collate(tok.ids))).argmax(axis=1))
-            return np.concatenate(out).tolist()
+                spent = time.thread_time() - begun
+                self._tokens -= spent
+                busy += spent
+            return np.concatenate(out).tolist(), busy
+        except _Stopping:
+            raise
         except Exception as exc:  # a failing candidate must not take anything else down
             log.warning("shadow version %d failed to score %d inputs: %r", self.version, len(texts), exc)
-            return None
+            return None, busy
+
+
+class _Stopping(Exception):
+    """The shadow was stopped while waiting for its CPU budget."""
