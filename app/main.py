@@ -17,6 +17,7 @@ from app.api.router import ROUTE_PATHS, api_router
 from app.api.shedding import LoadShedMiddleware
 from app.config import Settings
 from app.lifecycle.service import Service
+from app.lifecycle.shadow import ShadowManager
 from app.lifecycle.swap import ModelSwapper
 from app.lifecycle.watcher import AliasWatcher
 from app.metrics import Metrics
@@ -28,6 +29,7 @@ def create_app(settings: Settings | None = None, loaded: LoadedModel | None = No
     metrics = Metrics()
     service = Service(settings, metrics, loaded)
     swapper = ModelSwapper(service)
+    shadow = ShadowManager(service, swapper)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -41,6 +43,7 @@ def create_app(settings: Settings | None = None, loaded: LoadedModel | None = No
         finally:
             if watcher is not None:
                 await watcher.stop()
+            await shadow.stop(quiet=True)
             await service.stop()
 
     app = FastAPI(
@@ -62,6 +65,7 @@ def create_app(settings: Settings | None = None, loaded: LoadedModel | None = No
     app.state.metrics = metrics
     app.state.service = service
     app.state.swapper = swapper
+    app.state.shadow = shadow
     register_error_handlers(app)
     app.include_router(api_router)
     document_limits(app, settings)

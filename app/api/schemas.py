@@ -133,6 +133,7 @@ class ReloadResponse(BaseModel):
     previous_released: bool | None = Field(
         None, description="Every request pinned to the previous version was answered and it was released."
     )
+    canary: dict[str, Any] | None = Field(None, description="The new version's canary verdict.")
 
 
 class ErrorResponse(BaseModel):
@@ -174,6 +175,10 @@ class ModelInfo(BaseModel):
     packing: dict[str, Any] | None = Field(
         None, description="Why that layout: requested setting, reason, the packed-vs-padded parity record used."
     )
+    quality: dict[str, Any] | None = Field(
+        None, description="The canary verdict, prediction statistics and drift scores, feedback state."
+    )
+    shadow: dict[str, Any] | None = Field(None, description="The shadow candidate scoring live traffic, if any.")
 
 
 class ModelsResponse(BaseModel):

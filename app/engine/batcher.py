@@ -35,12 +35,11 @@ import numpy as np
 
 from app.engine.contract import BatchModel, BatchPolicy
 from app.engine.costs import ForwardCosts, expected_free_at
-from app.engine.grouping import batch_tokens, grow_batch, take_in_order
+from app.engine.grouping import batch_tokens, pick_batch
 from app.engine.tickets import Item, Job, Ticket
 from app.engine.workers import InferenceWorkers, name_os_thread
 from app.errors import Cancelled, DeadlineExceeded, Draining, InferenceFailed, InputTooLong, QueueFull, ServiceError
 from app.metrics import Metrics
-from inference.padding import padded_length
 from inference.tokens import Tokenized
 
 log = logging.getLogger("app.engine")
@@ -326,13 +325,9 @@ class Batcher:
         scanned = window
         window = [item for item in scanned if item[0].model is model]
         mixed = len(window) < len(scanned)
-        if p.packed:
-            taken = take_in_order([t.lengths[i] for t, i in window], p.max_batch_size, p.max_batch_tokens)
-            chosen, rest = window[:taken], window[taken:]
-        elif not q and not mixed and p.max_padding_ratio is None and self._fits_whole(window):
-            chosen, rest = window, []  # shallow queue, no packing limit: one batch takes it all
-        else:
-            chosen, rest = self._select(window)
+        picked = set(pick_batch([t.lengths[i] for t, i in window], p, shallow=not q and not mixed))
+        chosen = [item for k, item in enumerate(window) if k in picked]
+        rest = [item for k, item in enumerate(window) if k not in picked]
         if mixed:
             # Back in queue order, so the oldest input still rides in the next batch after the swap.
             taken = {id(item) for item in chosen}
@@ -349,24 +344,6 @@ class Batcher:
                 if metrics is not None:
                     metrics.queue_wait.observe(now - ticket.enqueued_at)
         return chosen
-
-    def _fits_whole(self, window: list[Item]) -> bool:
-        p = self.policy
-        longest = max(t.lengths[i] for t, i in window)
-        width = padded_length(longest, multiple=p.pad_multiple)
-        return len(window) <= p.max_batch_size and width * len(window) <= p.max_batch_tokens
-
-    def _select(self, window: list[Item]) -> tuple[list[Item], list[Item]]:
-        """Grow a batch around the oldest input (window[0]); see app/engine/grouping.py."""
-        p = self.policy
-        lengths = [t.lengths[i] for t, i in window]
-        picked = grow_batch(
-            lengths, 0, p.max_batch_size, p.max_batch_tokens, p.max_padding_ratio, multiple=p.pad_multiple
-        )
-        chosen = [window[k] for k in picked]
-        taken = set(picked)
-        rest = [item for k, item in enumerate(window) if k not in taken]
-        return chosen, rest
 
     # ---- completion (event loop) ---------------------------------------------------------
     def _complete(

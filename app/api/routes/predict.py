@@ -54,17 +54,18 @@ async def run_prediction(
     # The version that ran this request's batches, not the one active now: a swap may have happened
     # since admission, and a request is pinned to the model that tokenized it (app/lifecycle/swap.py).
     source = ticket.model.loaded.source
+    probs = softmax(logits, source.temperature)
+    # Prediction metrics, drift window, the record feedback refers to, the shadow's offer (app/quality/monitor.py).
+    service.quality.observe(request_id, source, probs, ticket.lengths, texts)
+    scores = logits.astype(np.float64) if payload.raw_scores else probs
     return {
         "model": {"name": source.name, "version": source.version},
         "request_id": request_id,
-        "predictions": _predictions(logits, ticket, source.labels, source.temperature, payload.raw_scores),
+        "predictions": _predictions(scores, ticket, source.labels, payload.raw_scores),
     }
 
 
-def _predictions(
-    logits: np.ndarray, ticket: Ticket, labels: list[str], temperature: float, raw: bool
-) -> list[dict[str, Any]]:
-    scores = logits.astype(np.float64) if raw else softmax(logits, temperature)
+def _predictions(scores: np.ndarray, ticket: Ticket, labels: list[str], raw: bool) -> list[dict[str, Any]]:
     key = "logits" if raw else "probabilities"
     return [
         {"label": labels[k], "score": row[k], key: dict(zip(labels, row, strict=True)), "truncated": cut}
