@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,6 +11,7 @@ from starlette.middleware import Middleware
 
 from app import __version__
 from app.api.error_handlers import register_error_handlers
+from app.api.log_limit import RateLimitedLog
 from app.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from app.api.openapi import document_limits
 from app.api.router import ROUTE_PATHS, api_router
@@ -19,6 +21,7 @@ from app.lifecycle.service import Service
 from app.lifecycle.swap import ModelSwapper
 from app.lifecycle.watcher import AliasWatcher
 from app.metrics import Metrics
+from app.ui.pages import register_pages
 from inference.loader import LoadedModel
 
 
@@ -27,6 +30,8 @@ def create_app(settings: Settings | None = None, loaded: LoadedModel | None = No
     metrics = Metrics()
     service = Service(settings, metrics, loaded)
     swapper = ModelSwapper(service)
+    # 429s from the route and from the load-shedding fast path share one budget of a line per second.
+    overload_log = RateLimitedLog(logging.getLogger("app.errors"), "queue_full refusals")
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -41,15 +46,19 @@ def create_app(settings: Settings | None = None, loaded: LoadedModel | None = No
             if watcher is not None:
                 await watcher.stop()
             await service.stop()
+            overload_log.flush()
 
     app = FastAPI(
         title="Sentiment service",
         version=__version__,
         description="Sentiment classification with dynamic micro-batching. Errors: docs/api.md.",
         lifespan=lifespan,
+        # FastAPI's own pages load their assets from a CDN; app/ui/pages.py serves them from this host.
+        docs_url=None,
+        redoc_url=None,
         middleware=[
             Middleware(RequestContextMiddleware, metrics=metrics, known_paths=ROUTE_PATHS),
-            Middleware(LoadShedMiddleware, service=service, metrics=metrics),
+            Middleware(LoadShedMiddleware, service=service, metrics=metrics, overload_log=overload_log),
             Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes, metrics=metrics),
         ],
     )
@@ -57,8 +66,9 @@ def create_app(settings: Settings | None = None, loaded: LoadedModel | None = No
     app.state.metrics = metrics
     app.state.service = service
     app.state.swapper = swapper
-    register_error_handlers(app)
+    register_error_handlers(app, overload_log)
     app.include_router(api_router)
+    register_pages(app)
     document_limits(app, settings)
     return app
 

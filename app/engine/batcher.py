@@ -2,7 +2,8 @@
 
 The engine knows nothing about HTTP or torch. It drives any object with the `BatchModel` shape:
 
-    tokenize(texts) -> Tokenized        once per request, in a tokenizer thread (off the event loop)
+    tokenize(texts, chunk) -> Tokenized once per request, in a tokenizer thread (off the event loop);
+                                        chunk: a long text comes back as several windows (inputs)
     collate(ids)    -> batch            pads one batch; runs while the previous batch computes
     predict(batch)  -> logits [n, C]    the forward pass, in one of `workers` inference threads
 
@@ -33,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from app.engine.admission import admit_windows
 from app.engine.contract import BatchModel, BatchPolicy
 from app.engine.grouping import batch_tokens, grow_batch, take_in_order
 from app.engine.tickets import Item, Job, Ticket
@@ -157,7 +159,10 @@ class Batcher:
         """Inputs holding a queue slot: queued, or still being tokenized (what capacity is checked against)."""
         return self._queued + self._reserved
 
-    async def submit(self, texts: Sequence[str], deadline: float, reject_truncated: bool = False) -> Ticket:
+    async def submit(
+        self, texts: Sequence[str], deadline: float, reject_truncated: bool = False, max_windows: int | None = None
+    ) -> Ticket:
+        """Tokenize and queue one request; `max_windows` set: chunk mode (app/engine/admission.py)."""
         n = len(texts)
         if self._closed:
             raise Draining("the server is shutting down and accepts no new requests")
@@ -173,7 +178,8 @@ class Batcher:
         key = id(model)
         self._tokenizing[key] = self._tokenizing.get(key, 0) + 1
         try:
-            tok = await self._loop.run_in_executor(self._tokenizer_pool, self._tokenize, model, texts)
+            chunk = max_windows is not None
+            tok = await self._loop.run_in_executor(self._tokenizer_pool, self._tokenize, model, texts, chunk)
         finally:
             self._reserved -= n
             if (left := self._tokenizing[key] - 1) > 0:
@@ -183,21 +189,24 @@ class Batcher:
             self._notify_idle()
         if reject_truncated and any(tok.truncated):
             first = tok.truncated.index(True)
-            raise InputTooLong(f"text {first} is longer than the model's token limit and truncation is disabled")
+            raise InputTooLong(f"text {first} is over the model's token limit and truncation is 'reject'")
+        inputs = len(tok.ids)
+        if max_windows is not None:
+            admit_windows(inputs, n, max_windows, self._queued + self._reserved, self.policy.queue_capacity)
         if self._stopping:
             raise Draining("the server shut down before this request was processed")
         if time.monotonic() >= deadline:
             raise DeadlineExceeded("the request deadline passed during tokenization")
         ticket = Ticket(tok, deadline, self._loop.create_future(), model)
-        self._queue.extend((ticket, i) for i in range(n))
-        self._queued += n
+        self._queue.extend((ticket, i) for i in range(inputs))
+        self._queued += inputs
         self._queued_tokens += ticket.queued_tokens
         self._wakeup.set()
         return ticket
 
-    def _tokenize(self, model: BatchModel, texts: Sequence[str]) -> Tokenized:
+    def _tokenize(self, model: BatchModel, texts: Sequence[str], chunk: bool) -> Tokenized:
         started = time.perf_counter()
-        tok = model.tokenize(texts)
+        tok = model.tokenize(texts, chunk=True) if chunk else model.tokenize(texts)  # older models: no chunk
         if self._metrics is not None:
             self._metrics.tokenize_duration.observe(time.perf_counter() - started)
         return tok

@@ -23,12 +23,12 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from app.errors import InsufficientMemory, ModelInvalid, ModelNotFound, ServiceError, SwapInProgress
+from app.errors import InsufficientMemory, ModelInvalid, ModelNotFound, ServiceError, StoreCorrupt, SwapInProgress
 from inference.errors import ModelLoadError
 from inference.loader import LoadedModel
 from inference.memory import MemoryEstimate, MemoryProbe, available_bytes, check_fits, estimate
+from store.errors import CorruptStoreFile, StoreError
 from store.errors import ModelNotFound as StoreModelNotFound
-from store.errors import StoreError
 from store.model_store import ModelVersion
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("app.lifecycle")
 
 # sentiment_model_swaps_total{outcome}
-SUCCESS, UNCHANGED, NOT_FOUND, INVALID, WARMUP_FAILED, NO_MEMORY, BUSY = (
+SUCCESS, UNCHANGED, NOT_FOUND, INVALID, WARMUP_FAILED, NO_MEMORY, BUSY, STORE_CORRUPT = (
     "success",
     "unchanged",
     "not_found",
@@ -47,6 +47,7 @@ SUCCESS, UNCHANGED, NOT_FOUND, INVALID, WARMUP_FAILED, NO_MEMORY, BUSY = (
     "warmup_failed",
     "insufficient_memory",
     "in_progress",
+    "store_corrupt",
 )
 
 
@@ -120,6 +121,9 @@ class ModelSwapper:
             return service.store.resolve(name, target)
         except StoreModelNotFound as exc:
             raise self._failed(NOT_FOUND, ModelNotFound, str(exc), target) from exc
+        except CorruptStoreFile as exc:
+            # Not the client's mistake and not a missing version: the message names the file, why and the fix.
+            raise self._failed(STORE_CORRUPT, StoreCorrupt, str(exc), target) from exc
         except (StoreError, ValueError, OSError) as exc:
             message = f"cannot resolve {name!r} version {target!r}: {exc}"
             raise self._failed(NOT_FOUND, ModelNotFound, message, target) from exc

@@ -16,6 +16,7 @@ from app.api.schemas import PredictRequest, PredictResponse, error_responses, js
 from app.engine.tickets import Ticket
 from app.errors import TooManyTexts
 from inference.scores import softmax
+from inference.windows import combine_windows
 
 router = APIRouter(tags=["predict"])
 
@@ -34,8 +35,11 @@ async def predict(payload: PredictRequest, request: Request, service: ServiceDep
         raise TooManyTexts(f"{len(texts)} texts in one request; the limit is {settings.max_texts_per_request}")
     batcher = service.ready_batcher()
     timeout = payload.timeout_s or settings.request_timeout_s
-    reject = payload.truncate is False or (payload.truncate is None and settings.truncation == "reject")
-    ticket = await batcher.submit(texts, time.monotonic() + timeout, reject_truncated=reject)
+    mode = payload.truncation_mode(settings.truncation)
+    max_windows = settings.max_windows_per_request if mode == "chunk" else None
+    ticket = await batcher.submit(
+        texts, time.monotonic() + timeout, reject_truncated=mode == "reject", max_windows=max_windows
+    )
     watcher = asyncio.ensure_future(_disconnect(request.receive))
     try:
         logits = await batcher.result(ticket, watcher)
@@ -57,10 +61,19 @@ def _predictions(
     logits: np.ndarray, ticket: Ticket, labels: list[str], temperature: float, raw: bool
 ) -> list[dict[str, Any]]:
     scores = logits.astype(np.float64) if raw else softmax(logits, temperature)
+    windows = ticket.windows
+    if windows is None:
+        windows = [1] * len(scores)
+    else:
+        # A long text's windows become one answer: the length-weighted mean of their probabilities
+        # (of their logits with raw_scores); inference/windows.py says why.
+        scores = combine_windows(scores, ticket.lengths, windows)
     key = "logits" if raw else "probabilities"
     return [
-        {"label": labels[k], "score": row[k], key: dict(zip(labels, row, strict=True)), "truncated": cut}
-        for row, k, cut in zip(scores.tolist(), scores.argmax(axis=1).tolist(), ticket.truncated, strict=True)
+        {"label": labels[k], "score": row[k], key: dict(zip(labels, row, strict=True)), "truncated": cut, "windows": w}
+        for row, k, cut, w in zip(
+            scores.tolist(), scores.argmax(axis=1).tolist(), ticket.truncated, windows, strict=True
+        )
     ]
 
 
