@@ -9,10 +9,11 @@ windows (docs/long-texts.md measures 0, 1/4 and 1/2).
 
 Combining (`combine_windows`). The text's probabilities are the mean of its windows' probabilities
 weighted by each window's token count. Why this and not the alternatives:
-- a mean of probabilities is a mixture of calibrated distributions, so it stays calibrated in the
-  sense the temperature was fitted for (one input = one distribution) and always lies between the
-  windows' answers; a mean of logits is a product of experts that grows more confident with every
-  window added, whatever the windows say;
+- a mean of probabilities is a mixture of calibrated distributions (the temperature was fitted for
+  one input = one distribution): each window's say is bounded by its weight. A mean of logits is a
+  normalised geometric mean of the probabilities, in which one very sure window outvotes several
+  that disagree (logit margins +8, -2, -2, -2: 62% for the first window's label; the mean of the
+  probabilities says 34%);
 - the maximum (most confident window) lets one sentence outvote the rest of a long review, and its
   score is the most extreme of many draws, biased towards overconfidence;
 - weighting by length: the last window is usually short (a few tokens past the previous one), and

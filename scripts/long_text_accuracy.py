@@ -136,8 +136,9 @@ def measure(
     started = time.perf_counter()
     plain = encode(loaded.tokenizer, texts)
     probs = softmax(run_inputs(classifier, plain.ids), temperature)
+    truncate_right = probs.argmax(axis=1) == gold
     result["truncate"] = {
-        "accuracy": float((probs.argmax(axis=1) == gold).mean()),
+        "accuracy": float(truncate_right.mean()),
         "inputs": len(plain.ids),
         "tokens": int(sum(plain.lengths)),
         "seconds": round(time.perf_counter() - started, 2),
@@ -149,15 +150,43 @@ def measure(
         tok = encode_windows(windowing_tokenizer(loaded.tokenizer, loaded.max_length, overlap), texts)
         logits = run_inputs(classifier, tok.ids)
         combos = combinations(softmax(logits, temperature), logits, tok, temperature)
+        right = {name: p.argmax(axis=1) == gold for name, p in combos.items()}
         result[f"chunk overlap {overlap}"] = {
             "overlap_tokens": overlap,
-            "accuracy": {name: float((p.argmax(axis=1) == gold).mean()) for name, p in combos.items()},
+            "accuracy": {name: float(r.mean()) for name, r in right.items()},
+            # Paired with truncation on the same texts: (fixed, broken) = right only here, right only there.
+            "fixed_broken_vs_truncate": {
+                name: [int((r & ~truncate_right).sum()), int((~r & truncate_right).sum())] for name, r in right.items()
+            },
             "inputs": len(tok.ids),
             "mean_windows": float(np.mean(tok.windows)),
             "tokens": int(sum(tok.lengths)),
             "seconds": round(time.perf_counter() - started, 2),
         }
     return result
+
+
+def render(report: dict[str, Any]) -> str:
+    """Markdown tables of a report: accuracy per workload and length, truncate vs each combination."""
+    names = ["length-weighted mean (served)", "plain mean", "most confident window", "mean of logits"]
+    head = "| workload | tokens (mean) | windows | truncate | " + " | ".join(names) + " |"
+    rows = [head, "|" + " --- |" * (4 + len(names))]
+    for run in report["runs"]:
+        chunks = [chunk for key, chunk in run.items() if key.startswith("chunk overlap")]
+        for chunk in chunks:
+            overlap = f", overlap {chunk['overlap_tokens']}" if len(chunks) > 1 else ""
+            cells = [
+                f"{chunk['accuracy'][n]:.2f} (+{chunk['fixed_broken_vs_truncate'][n][0]}/"
+                f"-{chunk['fixed_broken_vs_truncate'][n][1]})"
+                if "fixed_broken_vs_truncate" in chunk
+                else f"{chunk['accuracy'][n]:.2f}"
+                for n in names
+            ]
+            rows.append(
+                f"| {run['workload']}{overlap} | {run['mean_tokens']:.0f} | {chunk['mean_windows']:.1f} | "
+                f"{run['truncate']['accuracy']:.2f} | " + " | ".join(cells) + " |"
+            )
+    return "\n".join(rows)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -176,7 +205,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here too")
+    parser.add_argument("--render", type=Path, default=None, help="print a results file as markdown and exit")
     args = parser.parse_args(argv)
+    if args.render is not None:
+        print(render(json.loads(args.render.read_text())))
+        return 0
 
     options = LoadOptions(device="cpu", max_length=args.max_length, torch_threads=args.threads)
     loaded = load_model(ModelStore(args.models_dir), args.name, args.model_version, options)
