@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from inference.options import DtypeChoice, LoadOptions, PackingChoice
 from inference.padding import padded_length
 
-Truncation = Literal["truncate", "reject"]
+Truncation = Literal["truncate", "reject", "chunk"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 
 
@@ -196,7 +196,16 @@ class Settings(BaseSettings):
         1 << 20, ge=64, le=1 << 30, description="Largest request body in bytes; beyond: 413, checked before parsing."
     )
     truncation: Truncation = Field(
-        "truncate", description="Texts over the token limit: 'truncate' (and flag them) or 'reject' (413)."
+        "truncate",
+        description="Texts over the token limit: 'truncate' (and flag them), 'reject' (413) or 'chunk' (score "
+        "overlapping windows and average them, docs/long-texts.md); a request may choose with 'truncation'.",
+    )
+    max_windows_per_request: int = Field(
+        # 256: a request's worst case stays what it is without chunking (256 texts at the token limit).
+        256,
+        ge=1,
+        le=1 << 16,
+        description="Chunk mode: most windows (model inputs) one request's texts may make; beyond: 413.",
     )
 
     @model_validator(mode="after")

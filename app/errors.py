@@ -59,6 +59,13 @@ class InputTooLong(ServiceError):
     error_type = "input_too_long"
 
 
+class TooManyWindows(ServiceError):
+    """Chunk mode: the request's texts make more windows (model inputs) than one request may."""
+
+    status_code = 413
+    error_type = "too_many_windows"
+
+
 class QueueFull(ServiceError):
     status_code = 429
     error_type = "queue_full"
@@ -194,6 +201,13 @@ class ShadowNotRunning(ServiceError):
     error_type = "shadow_not_running"
 
 
+class StoreCorrupt(ServiceError):
+    """A model store file (aliases.json) cannot be read: an operator must repair it (the message says how)."""
+
+    status_code = 503
+    error_type = "store_corrupt"
+
+
 ERROR_TYPES: dict[str, int] = {
     cls.error_type: cls.status_code
     for cls in (
@@ -204,6 +218,7 @@ ERROR_TYPES: dict[str, int] = {
         TooManyTexts,
         BodyTooLarge,
         InputTooLong,
+        TooManyWindows,
         QueueFull,
         NotReady,
         Draining,
@@ -225,6 +240,7 @@ ERROR_TYPES: dict[str, int] = {
         FeedbackNotStored,
         ShadowConflict,
         ShadowNotRunning,
+        StoreCorrupt,
     )
 }
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.api.schemas import ModelRef
+from app.api.schemas import NON_BLANK_PATTERN, ModelRef, is_blank
 
 # The ids /predict returns (or a sane client X-Request-ID: app/api/middleware.py), and label names.
 _REQUEST_ID = r"^[A-Za-z0-9._~:/+=-]{1,128}$"
@@ -39,6 +39,7 @@ class FeedbackItem(BaseModel):
     text: str | None = Field(
         None,
         min_length=1,
+        json_schema_extra={"pattern": NON_BLANK_PATTERN},
         max_length=1 << 20,
         description="The text, when the client has it: stored with the label so the correction can train the next "
         "version. Must equal the text answered when the server kept it.",
@@ -52,7 +53,7 @@ class FeedbackItem(BaseModel):
                 value.encode("utf-8")
             except UnicodeEncodeError as exc:
                 raise ValueError(f"text is not valid Unicode ({exc.reason})") from None
-            if not value.strip():
+            if is_blank(value):
                 raise ValueError("text is blank")
         return value
 

@@ -26,13 +26,21 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from app.errors import CanaryFailed, InsufficientMemory, ModelInvalid, ModelNotFound, ServiceError, SwapInProgress
+from app.errors import (
+    CanaryFailed,
+    InsufficientMemory,
+    ModelInvalid,
+    ModelNotFound,
+    ServiceError,
+    StoreCorrupt,
+    SwapInProgress,
+)
 from app.quality.canary import CanaryRefused
 from inference.errors import ModelLoadError
 from inference.loader import LoadedModel
 from inference.memory import MemoryEstimate, MemoryProbe, available_bytes, check_fits, estimate
+from store.errors import CorruptStoreFile, StoreError
 from store.errors import ModelNotFound as StoreModelNotFound
-from store.errors import StoreError
 from store.model_store import ModelVersion
 
 if TYPE_CHECKING:
@@ -43,7 +51,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("app.lifecycle")
 
 # sentiment_model_swaps_total{outcome}
-SUCCESS, UNCHANGED, NOT_FOUND, INVALID, WARMUP_FAILED, NO_MEMORY, BUSY, CANARY = (
+SUCCESS, UNCHANGED, NOT_FOUND, INVALID, WARMUP_FAILED, NO_MEMORY, BUSY, CANARY, STORE_CORRUPT = (
     "success",
     "unchanged",
     "not_found",
@@ -52,6 +60,7 @@ SUCCESS, UNCHANGED, NOT_FOUND, INVALID, WARMUP_FAILED, NO_MEMORY, BUSY, CANARY =
     "insufficient_memory",
     "in_progress",
     "canary_failed",
+    "store_corrupt",
 )
 
 
@@ -141,6 +150,9 @@ class ModelSwapper:
             return service.store.resolve(name, target)
         except StoreModelNotFound as exc:
             raise self._failed(NOT_FOUND, ModelNotFound, str(exc), target) from exc
+        except CorruptStoreFile as exc:
+            # Not the client's mistake and not a missing version: the message names the file, why and the fix.
+            raise self._failed(STORE_CORRUPT, StoreCorrupt, str(exc), target) from exc
         except (StoreError, ValueError, OSError) as exc:
             message = f"cannot resolve {name!r} version {target!r}: {exc}"
             raise self._failed(NOT_FOUND, ModelNotFound, message, target) from exc

@@ -111,3 +111,27 @@ def test_alias_set_change_resolve_and_delete(
     code, _, err = _run(capsys, models, "alias", "latest", "1")
     assert code == 1 and "invalid alias" in err
     assert not list((models / "sentiment").glob(".aliases.json.*"))  # no temp files left behind
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ('{"production": 1', "is not readable JSON"),
+        ('["production"]', "must hold a JSON object"),
+        ('{"production": "one"}', "not a version number"),
+    ],
+)
+def test_a_corrupt_aliases_file_is_named_with_the_reason_and_the_fix(
+    publish_tiny: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, reason: str
+) -> None:
+    models = tmp_path / "models"
+    publish_tiny()
+    aliases = models / "sentiment" / "aliases.json"
+    aliases.write_text(content)
+    for argv in (["list"], ["alias"], ["alias", "canary", "1"], ["show", "production"]):
+        code, out, err = _run(capsys, models, *argv)
+        assert code == 1 and out == "", argv
+        assert err.startswith(f"sentiment-models: {aliases}"), (argv, err)
+        assert reason in err and f"sentiment-models --models-dir {models} alias --name sentiment" in err, err
+        assert "Traceback" not in err
+    assert _run(capsys, models, "show", "1")[0] == 0  # a version number needs no alias
