@@ -135,3 +135,28 @@ def test_a_corrupt_aliases_file_is_named_with_the_reason_and_the_fix(
         assert reason in err and f"sentiment-models --models-dir {models} alias --name sentiment" in err, err
         assert "Traceback" not in err
     assert _run(capsys, models, "show", "1")[0] == 0  # a version number needs no alias
+
+
+class _Entry:
+    def __init__(self, name: str, load: Callable[[], object]) -> None:
+        self.name, self.load = name, load
+
+
+def _missing_stack() -> object:
+    raise ImportError("needs datasets (the train extra)")
+
+
+def _adds_a_parser_that_refuses(_sub: object) -> None:
+    raise ImportError("needs torch (the train extra)")
+
+
+@pytest.mark.parametrize("load", [_missing_stack, lambda: _adds_a_parser_that_refuses], ids=["load", "add_parser"])
+def test_a_plugin_command_whose_stack_is_missing_is_listed_as_unavailable(
+    load: Callable[[], object], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A serving-only install (the api image): `parity` cannot run, every other command still must.
+    monkeypatch.setattr("importlib.metadata.entry_points", lambda group: [_Entry("parity", load)])
+    models = tmp_path / "models"
+    assert _run(capsys, models, "list", "--name", "sentiment", "--quiet")[0] == 1
+    code, out, _ = _run(capsys, models, "parity")
+    assert code == 2 and "not available in this installation" in out and "the train extra" in out
