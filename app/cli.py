@@ -45,7 +45,7 @@ def _add_field(parser: argparse.ArgumentParser, name: str, field: FieldInfo) -> 
     kind = _base_type(field.annotation)
     env = f"SENTIMENT_{name.upper()}"
     default = "computed" if field.default_factory is not None else field.default
-    if name in ("api_key", "admin_api_key"):
+    if name in ("api_key", "admin_api_key", "feedback_api_key"):
         default = "unset"
     help_text = f"{field.description} [env {env}; default {default}]"
     kwargs: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS, "help": help_text}

@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from inference.options import DtypeChoice, LoadOptions, PackingChoice
 from inference.padding import padded_length
 
-Truncation = Literal["truncate", "reject"]
+Truncation = Literal["truncate", "reject", "chunk"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 
 
@@ -140,6 +140,68 @@ class Settings(BaseSettings):
         1.0, gt=0, le=3600, description="How often the watcher looks at the store (two stat calls)."
     )
 
+    # ---- model quality (app/quality/, docs/operations.md "Model quality in production") -----------
+    canary_gate: Literal["enforce", "warn"] = Field(
+        "enforce",
+        description="A version whose canary answers differ from its published fp32 answers beyond the recorded "
+        "tolerance: enforce refuses it (start: exit 2; swap/shadow: 422 canary_failed), warn logs and serves it.",
+    )
+    low_confidence_threshold: float = Field(
+        0.6, gt=0, lt=1, description="An answer whose top probability is below this counts as low-confidence."
+    )
+    drift_window: int = Field(
+        2000, ge=10, le=1_000_000, description="Most recent answers per version the drift score (PSI) is computed on."
+    )
+    drift_min_inputs: int = Field(
+        200, ge=1, le=1_000_000, description="Answers the drift window needs before a drift score is exported."
+    )
+    feedback_dir: Path | None = Field(
+        None,
+        description="Directory for durable feedback (feedback-*.jsonl, fsynced; sentiment-train --data reads them); "
+        "unset: feedback only feeds the live metrics.",
+    )
+    feedback_store_text: bool = Field(
+        False,
+        description="Keep the texts of recent requests so feedback without 'text' can still train (privacy: off).",
+    )
+    feedback_api_key: SecretStr | None = Field(
+        None, description="Bearer key for POST /feedback (falls back to api_key; with neither, no key is needed)."
+    )
+    feedback_records: int = Field(
+        100_000,
+        ge=0,
+        le=1 << 24,
+        description="Most recent answered inputs kept for feedback (oldest dropped first); 0 turns feedback off.",
+    )
+    feedback_max_age_s: float = Field(
+        3600.0, gt=0, le=30 * 86400, description="Feedback is accepted for answers at most this old."
+    )
+    feedback_max_file_bytes: int = Field(
+        64 << 20, ge=1024, le=1 << 40, description="A feedback file is rotated before it passes this size."
+    )
+    feedback_max_total_bytes: int = Field(
+        1 << 30,
+        ge=1024,
+        le=1 << 50,
+        description="Cap on the feedback directory's files; beyond it feedback is refused (507 feedback_store_full).",
+    )
+    shadow_share: float = Field(
+        0.1,
+        gt=0,
+        le=1,
+        description="Share of /predict requests a shadow candidate also scores (off the response path).",
+    )
+    shadow_max_busy: float = Field(
+        0.05,
+        gt=0,
+        le=1,
+        description="Most share of the service's CPU time the shadow may use (it slows the active version by about "
+        "that much when CPU-bound); what it cannot score in time is dropped and counted.",
+    )
+    shadow_queue: int = Field(
+        64, ge=1, le=1 << 16, description="Most requests waiting for the shadow; beyond it they are dropped."
+    )
+
     # ---- batching ---------------------------------------------------------------------
     max_batch_size: int = Field(64, ge=1, le=4096, description="Most inputs in one forward pass.")
     max_batch_tokens: int = Field(
@@ -176,7 +238,16 @@ class Settings(BaseSettings):
         1 << 20, ge=64, le=1 << 30, description="Largest request body in bytes; beyond: 413, checked before parsing."
     )
     truncation: Truncation = Field(
-        "truncate", description="Texts over the token limit: 'truncate' (and flag them) or 'reject' (413)."
+        "truncate",
+        description="Texts over the token limit: 'truncate' (and flag them), 'reject' (413) or 'chunk' (score "
+        "overlapping windows and average them, docs/long-texts.md); a request may choose with 'truncation'.",
+    )
+    max_windows_per_request: int = Field(
+        # 256: a request's worst case stays what it is without chunking (256 texts at the token limit).
+        256,
+        ge=1,
+        le=1 << 16,
+        description="Chunk mode: most windows (model inputs) one request's texts may make; beyond: 413.",
     )
 
     @model_validator(mode="after")

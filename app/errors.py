@@ -59,6 +59,13 @@ class InputTooLong(ServiceError):
     error_type = "input_too_long"
 
 
+class TooManyWindows(ServiceError):
+    """Chunk mode: the request's texts make more windows (model inputs) than one request may."""
+
+    status_code = 413
+    error_type = "too_many_windows"
+
+
 class QueueFull(ServiceError):
     status_code = 429
     error_type = "queue_full"
@@ -137,6 +144,80 @@ class InsufficientMemory(ServiceError):
     error_type = "insufficient_memory"
 
 
+class CanaryFailed(ServiceError):
+    """The version does not reproduce its published canary answers on this host; it does not serve."""
+
+    status_code = 422
+    error_type = "canary_failed"
+
+
+# ---- feedback (app/quality/feedback.py) -------------------------------------------------------
+class PredictionNotFound(ServiceError):
+    """Feedback names a request id (or index) the service has no recent answer for: unknown or expired."""
+
+    status_code = 404
+    error_type = "prediction_not_found"
+
+
+class UnknownLabel(ServiceError):
+    status_code = 422
+    error_type = "unknown_label"
+
+
+class DuplicateFeedback(ServiceError):
+    status_code = 409
+    error_type = "duplicate_feedback"
+
+
+class TextMismatch(ServiceError):
+    """The client's text differs from the text the service answered for that request id."""
+
+    status_code = 422
+    error_type = "text_mismatch"
+
+
+class TooManyItems(ServiceError):
+    status_code = 413
+    error_type = "too_many_items"
+
+
+class FeedbackDisabled(ServiceError):
+    status_code = 403
+    error_type = "feedback_disabled"
+
+
+class FeedbackStoreFull(ServiceError):
+    """Storing the feedback would pass the feedback directory's size cap; nothing was recorded."""
+
+    status_code = 507
+    error_type = "feedback_store_full"
+
+
+class FeedbackNotStored(ServiceError):
+    """Writing the feedback failed (a disk error); nothing was recorded, retrying is safe."""
+
+    status_code = 503
+    error_type = "feedback_not_stored"
+
+
+# ---- shadow scoring (app/lifecycle/shadow.py) ---------------------------------------------------
+class ShadowConflict(ServiceError):
+    status_code = 409
+    error_type = "shadow_conflict"
+
+
+class ShadowNotRunning(ServiceError):
+    status_code = 404
+    error_type = "shadow_not_running"
+
+
+class StoreCorrupt(ServiceError):
+    """A model store file (aliases.json) cannot be read: an operator must repair it (the message says how)."""
+
+    status_code = 503
+    error_type = "store_corrupt"
+
+
 ERROR_TYPES: dict[str, int] = {
     cls.error_type: cls.status_code
     for cls in (
@@ -147,6 +228,7 @@ ERROR_TYPES: dict[str, int] = {
         TooManyTexts,
         BodyTooLarge,
         InputTooLong,
+        TooManyWindows,
         QueueFull,
         TooManyConnections,
         NotReady,
@@ -158,6 +240,18 @@ ERROR_TYPES: dict[str, int] = {
         SwapInProgress,
         ModelInvalid,
         InsufficientMemory,
+        CanaryFailed,
+        PredictionNotFound,
+        UnknownLabel,
+        DuplicateFeedback,
+        TextMismatch,
+        TooManyItems,
+        FeedbackDisabled,
+        FeedbackStoreFull,
+        FeedbackNotStored,
+        ShadowConflict,
+        ShadowNotRunning,
+        StoreCorrupt,
     )
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,6 +12,7 @@ from starlette.middleware import Middleware
 from app import __version__
 from app.api.error_handlers import register_error_handlers
 from app.api.fast_path import PredictFastPath
+from app.api.log_limit import RateLimitedLog
 from app.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from app.api.openapi import document_limits
 from app.api.router import ROUTE_PATHS, api_router
@@ -19,9 +21,11 @@ from app.config import Settings
 from app.lifecycle.gc_control import GcPauses
 from app.lifecycle.heap_trim import HeapTrimmer
 from app.lifecycle.service import Service
+from app.lifecycle.shadow import ShadowManager
 from app.lifecycle.swap import ModelSwapper
 from app.lifecycle.watcher import AliasWatcher
 from app.metrics import Metrics
+from app.ui.pages import register_pages
 from inference.loader import LoadedModel
 
 
@@ -30,6 +34,9 @@ def create_app(settings: Settings | None = None, loaded: LoadedModel | None = No
     metrics = Metrics()
     service = Service(settings, metrics, loaded)
     swapper = ModelSwapper(service)
+    shadow = ShadowManager(service, swapper)
+    # 429s from the route and from the load-shedding fast path share one budget of a line per second.
+    overload_log = RateLimitedLog(logging.getLogger("app.errors"), "queue_full refusals")
 
     gc_pauses = GcPauses(metrics.gc_pause)
     trimmer = HeapTrimmer(
@@ -53,7 +60,9 @@ def create_app(settings: Settings | None = None, loaded: LoadedModel | None = No
             if watcher is not None:
                 await watcher.stop()
             await trimmer.stop()
+            await shadow.stop(quiet=True)
             await service.stop()
+            overload_log.flush()
             gc_pauses.remove()
 
     app = FastAPI(
@@ -64,19 +73,24 @@ def create_app(settings: Settings | None = None, loaded: LoadedModel | None = No
         # FastAPI's OpenTelemetry hooks look the providers up on every request (~10% of the event loop's
         # CPU at load, docs/performance.md); the service exports its own Prometheus metrics instead.
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        # FastAPI's own pages load their assets from a CDN; app/ui/pages.py serves them from this host.
+        docs_url=None,
+        redoc_url=None,
         middleware=[
             Middleware(RequestContextMiddleware, metrics=metrics, known_paths=ROUTE_PATHS),
-            Middleware(LoadShedMiddleware, service=service, metrics=metrics),
+            Middleware(LoadShedMiddleware, service=service, metrics=metrics, overload_log=overload_log),
             Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes, metrics=metrics),
-            Middleware(PredictFastPath, service=service, metrics=metrics),
+            Middleware(PredictFastPath, service=service, metrics=metrics, overload_log=overload_log),
         ],
     )
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.service = service
     app.state.swapper = swapper
-    register_error_handlers(app)
+    app.state.shadow = shadow
+    register_error_handlers(app, overload_log)
     app.include_router(api_router)
+    register_pages(app)
     document_limits(app, settings)
     return app
 

@@ -26,6 +26,7 @@ REJECTION_REASONS = {
     "too_many_texts": "too_large",
     "body_too_large": "too_large",
     "input_too_long": "too_large",
+    "too_many_windows": "too_large",
     "draining": "draining",
     "not_ready": "not_ready",
     "inference_failed": "inference_failed",

@@ -52,7 +52,7 @@ PLATFORMS = [
 ]
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
 # The service on a GPU: fewer, larger batches (launch overhead dominates small ones).
-GPU_SERVICE_ARGS = ["--max-batch-size=512", "--max-batch-tokens=65536", "--max-wait-ms=2"]
+GPU_SERVICE_ARGS = ["--max-batch-size=512", "--max-batch-tokens=65536", "--packing=on"]
 GPU_PEER = ["32=8,0.005"]  # 8 requests of 32 texts = 256 texts per forward
 
 

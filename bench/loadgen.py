@@ -201,10 +201,19 @@ class LoadGenerator:
 
 
 def _prediction_count(body: bytes) -> int:
+    """Answers in a response: this service's `predictions`, or Infinity's `data` (one entry per input)."""
     try:
-        return len(orjson.loads(body)["predictions"])
+        answer = orjson.loads(body)
+        return len(answer["predictions"] if "predictions" in answer else answer["data"])
     except (orjson.JSONDecodeError, KeyError, TypeError):
         return -1
+
+
+def as_api(lines: list[bytes], api: str) -> list[bytes]:
+    """The same texts in another server's request shape (`infinity`: POST /classify {"input", "model"})."""
+    if api == "service":
+        return lines
+    return [orjson.dumps({"input": orjson.loads(line)["texts"], "model": "sentiment"}) for line in lines]
 
 
 def _cpu_seconds() -> float:
@@ -240,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--path", default="/predict")
+    parser.add_argument("--path", default=None, help="default: /predict (service API), /classify (infinity)")
+    parser.add_argument("--api", choices=["service", "infinity"], default="service", help="request shape")
     parser.add_argument("--bodies", type=Path, required=True, help="JSON lines: one request body per line")
     parser.add_argument("--concurrency", type=int, required=True)
     parser.add_argument("--requests", type=int, required=True)
@@ -252,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
 
     lines = args.bodies.read_bytes().splitlines()
     sizes = [len(orjson.loads(line)["texts"]) for line in lines]
-    gen = LoadGenerator(args.host, args.port, args.path, lines, sizes, args.timeout)
+    path = args.path or ("/classify" if args.api == "infinity" else "/predict")
+    gen = LoadGenerator(args.host, args.port, path, as_api(lines, args.api), sizes, args.timeout)
     warmup = min(args.warmup, args.concurrency)
     try:
         import uvloop

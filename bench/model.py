@@ -47,7 +47,7 @@ def newest_published(models_dir: Path, name: str) -> BenchModel | None:
 
 
 def publish_stand_in(
-    models_dir: Path, name: str, kind: str = "minilm", tokenizer_dir: Path | None = None
+    models_dir: Path, name: str, kind: str = "minilm", tokenizer_dir: Path | None = None, device: str = "cpu"
 ) -> BenchModel:
     """Publish a servable model whose speed matches the real one (weights untrained).
 
@@ -79,7 +79,8 @@ def publish_stand_in(
         raise ValueError(f"unknown stand-in model kind {kind!r}")
     model.eval()
     fields = {"temperature": 1.0, "base_model": {"name_or_path": kind}, "dataset": {"kind": "none: benchmark stand-in"}}
-    fields |= stand_in_parity(model, tokenizer)
+    fields |= stand_in_parity(model, tokenizer, device)
+    model.to("cpu")
     published = publish_version(
         ModelStore(models_dir),
         name,
@@ -91,7 +92,7 @@ def publish_stand_in(
     return BenchModel(models_dir, name, published.version, published.path, origin)
 
 
-def stand_in_parity(model: Any, tokenizer: Any, examples: int = 512) -> dict[str, Any]:
+def stand_in_parity(model: Any, tokenizer: Any, device: str = "cpu", examples: int = 512) -> dict[str, Any]:
     """Parity records for a stand-in, measured as training measures them (on built-in dev snippets), so the
     service chooses its precision and layout for a stand-in exactly as for a trained model. The weights are
     untrained: agreement is meaningful, accuracy is not."""
@@ -100,7 +101,8 @@ def stand_in_parity(model: Any, tokenizer: Any, examples: int = 512) -> dict[str
     from training.data import load_data
 
     dev = load_data(preset("default")).splits["dev"]
-    found = parity.measure(model, tokenizer, dev.texts[:examples], dev.label_ids[:examples], 1.0, "cpu")
+    model.to(device)
+    found = parity.measure(model, tokenizer, dev.texts[:examples], dev.label_ids[:examples], 1.0, device)
     return {"precision_parity": found.precision, "packing_parity": found.packing}
 
 

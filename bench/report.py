@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Any
 
 SERVICE = "service"
-CONTENDERS = ("service", "peer", "naive")
+CONTENDERS = ("service", "peer", "infinity", "naive")
+PEERS = ("naive", "peer", "infinity")
 
 # (name, request size, concurrency, metric, threshold); the CPU targets (packed execution, issue 13).
 TARGETS: list[tuple[str, int, int, str, float]] = [
@@ -14,6 +15,7 @@ TARGETS: list[tuple[str, int, int, str, float]] = [
     ("1 text @ c=64: service / ceiling", 1, 64, "ceiling", 0.85),
     ("1 text @ c=64: service / naive", 1, 64, "naive", 3.0),
     ("1 text @ c=64: service / peer", 1, 64, "peer", 2.0),
+    ("1 text @ c=64: service / infinity (the stronger peer)", 1, 64, "infinity", 2.0),
 ]
 PADDING_LIMIT = 1.15
 LONE_CLIENT_LIMIT = 1.3
@@ -46,7 +48,7 @@ def ceiling_at(runs: dict[str, Any], ceiling: dict[str, Any] | None, size: str, 
 
 
 def _ratios(runs: dict[str, Any], ceiling: dict[str, Any] | None, key: str) -> dict[str, Any]:
-    out: dict[str, Any] = {"service_over_ceiling": {}, "service_over_naive": {}, "service_over_peer": {}}
+    out: dict[str, Any] = {"service_over_ceiling": {}, **{f"service_over_{p}": {} for p in PEERS}}
     for size, by_contender in runs.items():
         service = by_contender.get(SERVICE, {})
         for conc, result in service.items():
@@ -54,7 +56,7 @@ def _ratios(runs: dict[str, Any], ceiling: dict[str, Any] | None, key: str) -> d
             limit = ceiling_at(runs, ceiling, size, conc)
             if limit is not None:
                 out["service_over_ceiling"].setdefault(size, {})[conc] = _ratio(ours, limit.get(key))
-            for other in ("naive", "peer"):
+            for other in PEERS:
                 theirs = by_contender.get(other, {}).get(conc)
                 if theirs is not None:
                     out[f"service_over_{other}"].setdefault(size, {})[conc] = _ratio(ours, theirs.get(key))
@@ -114,6 +116,7 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"CPU: {cpu_line(meta.get('cpu'))}.",
         "",
+        *(f"Not run: {name} ({why})." for name, why in meta.get("notes", {}).items()),
     ]
     if ceiling is not None:
         lat = ceiling["single_text_ms"]

@@ -85,6 +85,7 @@ class Context:
     commands: dict[str, list[str]] = field(default_factory=dict)
     preexec: Callable[[], None] | None = None  # joins the CPU cgroup, when there is one
     texts: int = 0  # distinct texts the requests cycle through
+    notes: dict[str, str] = field(default_factory=dict)  # contenders that did not run, and why
 
 
 def _module(ctx: Context, module: str, *args: str) -> list[str]:
@@ -101,7 +102,7 @@ def _pick_model(args: argparse.Namespace, out: Path) -> BenchModel:
         if found is not None:
             return found
     kind = args.stand_in or "minilm"
-    return publish_stand_in(out / "models", args.name, kind, args.tokenizer_dir)
+    return publish_stand_in(out / "models", args.name, kind, args.tokenizer_dir, args.device)
 
 
 def _prepare_workload(ctx: Context) -> None:
@@ -231,11 +232,30 @@ def peer_server(ctx: Context, dtype: str, size: int) -> Server:
     return Server("peer", cmd, port, "/health", ctx.out / "logs" / f"peer-{size}.log", ctx.env, ctx.preexec)
 
 
+def infinity_server(ctx: Context, dtype: str) -> Server | None:
+    """Infinity on the same model files, threads and precision (None when its venv is not installed)."""
+    from bench.contenders import infinity
+
+    exe = infinity.executable(ctx.args.infinity_venv)
+    if exe is None:
+        return None
+    a = ctx.args
+    port = free_port()
+    home = ctx.out / "infinity-home"
+    home.mkdir(exist_ok=True)
+    cmd = infinity.command(exe, ctx.model.path, port, dtype, a.device)
+    cmd = ["nice", "-n", str(a.nice), *cmd] if a.nice else cmd
+    ctx.commands["infinity"] = cmd
+    env = {**ctx.env, **infinity.environment(a.threads, home)}
+    return Server("infinity", cmd, port, "/health", ctx.out / "logs" / "infinity.log", env, ctx.preexec)
+
+
 def drive(ctx: Context, server: Server, size: int, conc: int, requests: int) -> dict[str, Any]:
     raw = ctx.out / "raw" / f"{server.name}-{size}x{conc}.json"
     cmd = _module(
         ctx,
         "bench.loadgen",
+        *("--api", "infinity" if server.name == "infinity" else "service"),
         *("--port", str(server.port), "--bodies", str(ctx.bodies[size]), "--concurrency", str(conc)),
         *("--requests", str(requests), "--warmup", str(ctx.plan.warmup), "--timeout", str(ctx.plan.timeout_s)),
         *("--max-seconds", str(ctx.plan.max_seconds)),
@@ -299,6 +319,12 @@ def measure(
         peer_dtype = served_dtype or dtype or "fp32"
         if "naive" in wanted:
             common["naive"] = naive_server(ctx, peer_dtype).start()
+        if "infinity" in wanted:
+            server = infinity_server(ctx, peer_dtype)
+            if server is None:
+                ctx.notes["infinity"] = "not run: not installed (bash bench/contenders/install-infinity.sh)"
+            else:
+                common["infinity"] = server.start(timeout_s=900)  # it warms up before it listens
         for size, by_conc in ctx.plan.runs.items():
             servers = dict(common)
             if "peer" in wanted:
@@ -405,7 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--contenders",
-        default="ceiling,openvino,service,peer,naive",
+        default="ceiling,openvino,service,peer,infinity,naive",
         type=lambda s: s.split(","),
         help="what to run (openvino: the reference row, not a contender)",
     )
@@ -415,6 +441,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--peer", dest="peer_config", action="append", default=[], help="SIZE=MAX_BATCH,TIMEOUT_S")
     parser.add_argument("--service-arg", action="append", default=[], help="extra sentiment-serve flag (repeat)")
+    parser.add_argument(
+        "--infinity-venv",
+        type=Path,
+        default=ROOT / ".venv-infinity",
+        help="the Infinity peer's venv (bench/contenders/install-infinity.sh); skipped when absent",
+    )
     parser.add_argument("--out-dir", type=Path, default=None)
     return parser
 
@@ -475,6 +507,7 @@ def main(argv: list[str] | None = None) -> int:
             "workload": {"texts": ctx.texts, "runs": {str(s): r for s, r in plan.runs.items()}},
             "peer_config": {str(s): args.peer_config.get(s, PEER_CONFIG.get(s)) for s in plan.runs},
             "commands": {k: " ".join(v) for k, v in ctx.commands.items()},
+            "notes": ctx.notes,
         },
         "ceiling": ceiling,
         "reference_openvino": reference,

@@ -1,6 +1,6 @@
 """A loaded version in the shape the batching engine drives: tokenize, collate, predict.
 
-tokenize(texts) -> Tokenized        once per request, off the event loop
+tokenize(texts, chunk) -> Tokenized once per request, off the event loop (chunk: long texts as windows)
 collate(ids)    -> batch            pads one batch; runs while the previous batch computes
 predict(batch)  -> logits [n, C]    the forward pass (float32 numpy), in an inference thread
 """
@@ -8,6 +8,7 @@ predict(batch)  -> logits [n, C]    the forward pass (float32 numpy), in an infe
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,7 +18,7 @@ from inference.loader import LoadedModel
 from inference.packing import PackedBatch, pack
 from inference.padding import PaddedBatch, pad_batch, pad_multiple
 from inference.precision import is_out_of_memory, release_cached_memory
-from inference.tokens import Tokenized, encode
+from inference.tokens import Tokenized, encode, encode_windows, windowing_tokenizer
 
 
 class TextClassifier:
@@ -31,9 +32,14 @@ class TextClassifier:
         self.pad_multiple = pad_multiple(loaded.device)
         self.packed = loaded.packed
         self._forward = loaded.forward
+        self._windowing: Any = None  # built on the first chunked request (most services never see one)
 
-    def tokenize(self, texts: Sequence[str]) -> Tokenized:
-        return encode(self._tokenizer, texts)
+    def tokenize(self, texts: Sequence[str], chunk: bool = False) -> Tokenized:
+        if not chunk:
+            return encode(self._tokenizer, texts)
+        if self._windowing is None:
+            self._windowing = windowing_tokenizer(self._tokenizer, self.loaded.max_length)
+        return encode_windows(self._windowing, texts)
 
     def collate(self, ids: Sequence[Sequence[int]]) -> PaddedBatch | PackedBatch:
         if self.packed:

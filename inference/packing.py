@@ -19,6 +19,7 @@ not know how to pack (anything but a BertForSequenceClassification encoder) keep
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -104,7 +105,7 @@ def pack(ids: Sequence[Sequence[int]], ratio: float = GROUP_RATIO, slack: int = 
         raise ValueError("every input of a packed batch needs at least one token")
     offsets = np.zeros(len(ids) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    tokens = np.fromiter((t for seq in ids for t in seq), dtype=np.int64, count=int(offsets[-1]))
+    tokens = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int64, count=int(offsets[-1]))
     positions = np.arange(offsets[-1], dtype=np.int64) - np.repeat(offsets[:-1], lengths)
     groups = []
     for members in attention_groups(lengths.tolist(), ratio, slack):

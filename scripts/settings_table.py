@@ -15,7 +15,7 @@ from app.config import Settings
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 BEGIN, END = "<!-- settings-table:begin -->", "<!-- settings-table:end -->"
-SECRETS = {"api_key", "admin_api_key"}
+SECRETS = {"api_key", "admin_api_key", "feedback_api_key"}
 
 
 def render() -> str:

@@ -115,13 +115,12 @@ def cmd_alias(store: ModelStore, args: argparse.Namespace) -> int:
 def _add_plugin_commands(sub: Any) -> None:
     for entry in sorted(importlib.metadata.entry_points(group=COMMAND_GROUP), key=lambda e: e.name):
         try:
-            add_parser = entry.load()
+            # Loading the plug-in or adding its parser may find a stack missing: e.g. `parity` in a
+            # serving-only install (pip install .[serve]). Say what is missing instead of failing every command.
+            entry.load()(sub)
         except ImportError as exc:
-            # e.g. `parity` in a serving-only install (pip install .[serve]): say what is missing.
             p = sub.add_parser(entry.name, help=f"unavailable here: {exc}")
             p.set_defaults(func=_unavailable(entry.name, exc))
-            continue
-        add_parser(sub)
 
 
 def _unavailable(name: str, exc: ImportError) -> Any:

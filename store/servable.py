@@ -4,7 +4,7 @@ One function, called by the store before it commits a publish (so `sentiment-tra
 version the service would refuse), by `sentiment-models verify`, and by the service before it loads
 anything. Checks that need no model code: required files, no pickle-based weights, labels that agree
 with config.json, a usable temperature, a weights file whose header is whole, a tokenizer file that
-parses.
+parses, and well-formed quality files (canary set, reference distributions) where the version has them.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 
 from store.errors import VerificationError
 from store.manifest import checksum_problems, read_manifest
+from store.quality import quality_problems
 from store.weights import WEIGHTS_FILE, read_header
 
 REQUIRED_FILES = ("config.json", WEIGHTS_FILE, "tokenizer.json")
@@ -63,6 +64,7 @@ def content_problems(path: Path, manifest: dict[str, Any]) -> list[str]:
             problems.append(str(exc))
     if (path / "tokenizer.json").is_file():
         problems += _tokenizer_problems(path / "tokenizer.json")
+    problems += quality_problems(path, manifest, labels)  # canary and reference: optional, but whole when present
     return problems
 
 

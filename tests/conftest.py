@@ -70,6 +70,15 @@ def publish_tiny(tmp_path: Path, tokenizer: Any) -> Callable[..., Path]:
 
 
 @pytest.fixture(scope="session")
+def tiny_base_model(tmp_path_factory: pytest.TempPathFactory, tokenizer: Any) -> Path:
+    """A save_pretrained folder holding a tiny random BERT and the real tokenizer (a --base-model)."""
+    folder = tmp_path_factory.mktemp("tiny-base")
+    build_tiny_bert(["a", "b"], seed=0).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
 def fine_tuned_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The real embedded MiniLM fine-tuned for 60 steps on the built-in data and published through
     the real pipeline (manifest, parity records included). Dev accuracy is ~0.78; it costs about a

@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {_program_version()}")
     defaults = PRESETS["default"]
     for f in dataclasses.fields(TrainConfig):
+        if f.metadata.get("cli") is False:
+            continue
         flag = "--" + f.name.replace("_", "-")
         # SUPPRESS: only flags the user typed override the preset.
         kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": f.metadata["help"]}
@@ -58,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
         if f.type == "bool":
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
             continue
+        if f.name == "data":  # several sources: `--data A --data B` or `--data A B` (an unquoted glob expands)
+            parser.add_argument(flag, action="extend", nargs="+", metavar="SOURCE", **kwargs)
+            continue
         if f.type not in _TYPES:
             raise TypeError(f"no command-line type for TrainConfig.{f.name}: {f.type}")
         parser.add_argument(flag, type=_TYPES[f.type], choices=f.metadata.get("choices"), **kwargs)
@@ -66,7 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     names = {f.name for f in dataclasses.fields(TrainConfig)}
-    return preset(args.preset, **{k: v for k, v in vars(args).items() if k in names})
+    knobs = {k: v for k, v in vars(args).items() if k in names}
+    if "data" in knobs:  # the first source is `data` (as before), the rest are combined with it
+        first, *rest = knobs["data"]
+        knobs["data"], knobs["extra_data"] = first, tuple(rest)
+    return preset(args.preset, **knobs)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

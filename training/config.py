@@ -29,7 +29,14 @@ class TrainConfig:
     # ---- data ----------------------------------------------------------------------------
     data: str = _knob(
         BUILTIN_DATA,
-        f"'{BUILTIN_DATA}', a local .csv/.jsonl/.json/.parquet file, or 'hf:<dataset id>' (needs a network)",
+        f"'{BUILTIN_DATA}', a local .csv/.jsonl/.json/.parquet file or a glob of them, the service's feedback files, "
+        "or 'hf:<dataset id>' (needs a network); repeat it (or give several) to combine sources",
+    )
+    # More sources after the first --data value (the CLI fills it: `--data A --data B C`); not a flag of its own.
+    extra_data: tuple[str, ...] = _knob(
+        (),
+        "more sources combined with --data (files, globs, feedback logs); later sources win on the same text",
+        cli=False,
     )
     dev_data: str | None = _knob(None, "separate dev file; without it --data is split by a hash of the text")
     test_data: str | None = _knob(None, "separate test file (optional)")
@@ -71,6 +78,8 @@ class TrainConfig:
     keep_checkpoints: bool = _knob(False, "keep the run dir's checkpoints after a successful publish")
 
     def __post_init__(self) -> None:
+        if not isinstance(self.extra_data, tuple):  # from JSON (a manifest's hyperparameters): a list
+            object.__setattr__(self, "extra_data", tuple(self.extra_data or ()))
         problems = []
         if not 0 <= self.dev_fraction < 1 or not 0 <= self.test_fraction < 1:
             problems.append("dev/test fractions must lie in [0, 1)")

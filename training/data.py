@@ -1,7 +1,9 @@
 """Training data: load a source, validate every row, split, and map labels to ids.
 
 Sources: the built-in Rotten Tomatoes snippets, a local CSV/TSV/JSONL/Parquet file (read with
-`datasets`), or a Hugging Face hub dataset (`hf:<id>`, needs a network). Every problem is reported
+`datasets`) or a glob of them, the service's feedback logs (training/sources.py), or a Hugging Face hub
+dataset (`hf:<id>`, needs a network); several sources combine (`--data builtin:rotten_tomatoes --data
+'feedback/*.jsonl'`: later sources win on the same text). Every problem is reported
 as `<file>: row <n>: <reason>` (rows count data records from 1, a CSV header is not a row) and
 raised as DataError before any model is built, so a bad file never produces a model.
 """
@@ -21,6 +23,7 @@ from typing import Any
 
 from store.files import sha256_file
 from training.config import BUILTIN_DATA, TrainConfig
+from training.sources import SourceError, file_source, merge_sources
 from training.splits import DedupeStats, Row, dedupe, fingerprint, hash_split, normalise
 
 log = logging.getLogger(__name__)
@@ -180,10 +183,43 @@ def _builtin_rows() -> tuple[list[Row], dict[str, Any]]:
     return rows, info
 
 
-def _file_rows(spec: str, config: TrainConfig) -> tuple[list[Row], dict[str, str]]:
-    path = Path(spec).expanduser()
-    rows = table_rows(read_table(path), str(path), config.text_column, config.label_column)
-    return rows, {"path": str(path.resolve()), "sha256": sha256_file(path)}
+def _file_rows(spec: str, config: TrainConfig) -> tuple[list[Row], dict[str, Any]]:
+    """A file, or a glob of files (feedback logs included: training/sources.py)."""
+
+    def read(path: Path) -> list[Row]:
+        return table_rows(read_table(path), str(path), config.text_column, config.label_column)
+
+    try:
+        rows, info = file_source(spec, read)
+    except SourceError as exc:
+        raise DataError(exc.problems) from exc
+    single = info["files"][0] if len(info["files"]) == 1 else None
+    if info["kind"] == "file" and single is not None and Path(spec).expanduser() == Path(single["path"]):
+        return rows, {"path": single["path"], "sha256": single["sha256"]}  # one table: the established record
+    return rows, info
+
+
+def _source_rows(spec: str, config: TrainConfig) -> tuple[list[Row], dict[str, Any]]:
+    """Every row of one more --data source, and what it was (for the manifest)."""
+    if spec == BUILTIN_DATA:
+        rows, extra = _builtin_rows()
+        return rows, {"source": spec, **extra}
+    if spec.startswith("hf:"):
+        hub, _ = _hub_splits(config.replace(data=spec))
+        return [row for rows in hub.values() for row in rows], {"source": spec, "kind": "hub"}
+    rows, info = _file_rows(spec, config)
+    return rows, info if "source" in info else {"source": spec, "kind": "file", "files": [info]}
+
+
+def _with_extra_sources(rows: list[Row], config: TrainConfig, info: dict[str, Any]) -> list[Row]:
+    """`rows` combined with every --data source after the first (training/sources.py: later sources win)."""
+    if not config.extra_data:
+        return rows
+    extra = [_source_rows(spec, config) for spec in config.extra_data]
+    merged, stats = merge_sources([rows, *(found for found, _ in extra)])
+    info["extra_sources"] = [{**described, "rows": len(found)} for found, described in extra]
+    info["combined"] = stats
+    return merged
 
 
 def _hub_splits(config: TrainConfig) -> tuple[dict[str, list[Row]], list[str] | None]:
@@ -232,11 +268,14 @@ def _collect(config: TrainConfig) -> tuple[dict[str, list[Row]], dict[str, Any],
         explicit, hub_names = _hub_splits(config)
         info.update(kind="hub", config=config.data_config)
         if "dev" in explicit:
+            explicit["train"] = _with_extra_sources(explicit["train"], config, info)
             return explicit, _explicit_info(info, explicit), hub_names
         rows = explicit["train"]
     else:
         rows, file_info = _file_rows(config.data, config)
-        info.update(kind="file", files={"data": file_info})
+        info.update(kind=file_info.pop("kind", "file"), files={"data": file_info})
+        file_info.pop("source", None)
+    rows = _with_extra_sources(rows, config, info)
     if config.dev_data is None:
         kept, stats = dedupe(rows)
         splits = hash_split(kept, config.dev_fraction, config.test_fraction)

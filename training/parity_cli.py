@@ -25,7 +25,7 @@ from store.model_store import DEFAULT_NAME, ModelStore
 
 log = logging.getLogger(__name__)
 
-_DATA_KEYS = ("data", "dev_data", "test_data", "text_column", "label_column", "data_config")
+_DATA_KEYS = ("data", "extra_data", "dev_data", "test_data", "text_column", "label_column", "data_config")
 
 
 def _precision_list(value: str) -> list[str]:

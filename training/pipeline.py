@@ -1,4 +1,5 @@
-"""One path from data to a published model: load data -> fine-tune -> calibrate -> evaluate -> parity -> publish.
+"""One path from data to a published model: load data -> fine-tune -> calibrate -> evaluate -> parity -> quality
+files (canary, reference) -> publish.
 
 Runs unchanged under `torchrun`/`accelerate launch`: Trainer handles the distributed setup, every
 rank trains and evaluates its shard, and only the world's rank 0 calibrates and publishes.
@@ -21,7 +22,7 @@ from training.config import TrainConfig
 from training.data import load_data
 from training.finetune import fine_tune
 from training.publish import publish_version
-from training.report import evaluate_splits, manifest_fields, parity_records, report_files
+from training.report import evaluate_splits, manifest_fields, parity_records, quality_records, report_files
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,9 @@ def run(config: TrainConfig) -> Path | None:
     fields = manifest_fields(config, data, tuned, reports, temperature)
     # Measured before the commit point: the manifest is checksummed and immutable once published.
     fields.update(parity_records(tuned.model, tuned.tokenizer, data, temperature))
-    files = report_files(config, data, tuned, reports, fields, temperature)
+    quality = quality_records(tuned.model, tuned.tokenizer, data, temperature, tuned.logits["dev"])
+    fields["quality"] = quality.manifest
+    files = {**report_files(config, data, tuned, reports, fields, temperature), **quality.files}
     published = publish_version(store, config.name, tuned.model, tuned.tokenizer, fields, files)
     log.info("published %s version %d at %s", published.name, published.version, published.path)
 

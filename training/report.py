@@ -1,5 +1,5 @@
 """What a finished run publishes besides its weights: metrics per split, manifest fields, parity records,
-metrics.json, the model card and the plots."""
+the quality files (canary, reference distributions), metrics.json, the model card and the plots."""
 
 from __future__ import annotations
 
@@ -90,6 +90,15 @@ def parity_records(model: Any, tokenizer: Any, data: PreparedData, temperature: 
                 entry["max_prob_diff"],
             )
     return finite({"precision_parity": found.precision, "packing_parity": found.packing})
+
+
+def quality_records(model: Any, tokenizer: Any, data: PreparedData, temperature: float, dev_logits: np.ndarray) -> Any:
+    """The canary set and the reference distributions of the dev split (training/quality.py): files for
+    the version directory and the manifest's `quality` entry, covered by the checksums like the rest."""
+    from training.quality import quality_files
+
+    dev = data.splits["dev"]
+    return quality_files(model, tokenizer, dev.texts, dev.label_ids, data.labels, temperature, dev_logits)
 
 
 def report_files(

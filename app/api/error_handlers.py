@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -11,8 +10,10 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from app.api.log_limit import RateLimitedLog
 from app.api.schemas import json_response
-from app.errors import InvalidJson, InvalidRequest, ServiceError, error_body
+from app.api.validation import summarise_validation
+from app.errors import InvalidJson, ServiceError, error_body
 from app.metrics import Metrics
 
 log = logging.getLogger("app.errors")
@@ -21,39 +22,51 @@ log = logging.getLogger("app.errors")
 _HTTP_TYPES = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large", 401: "unauthorized"}
 
 
-def summarise_validation(errors: list[dict[str, Any]]) -> tuple[str, str]:
-    """One readable line from pydantic's error list, and whether the JSON itself was broken."""
-    if any(err.get("type") == "json_invalid" for err in errors):
-        return "request body is not valid JSON", InvalidJson.error_type
-    parts = []
-    for err in errors[:5]:
-        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
-        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
-    more = f" (+{len(errors) - 5} more)" if len(errors) > 5 else ""
-    return "; ".join(parts) + more, InvalidRequest.error_type
+def unparsable_body_message(cause: BaseException | None) -> str:
+    """Why FastAPI could not parse a body it answers 400 for (the JSON parser's own errors are 422 already)."""
+    if isinstance(cause, UnicodeDecodeError):
+        return f"request body is not JSON text: its bytes are not valid UTF-8 ({cause.reason} at byte {cause.start})"
+    if isinstance(cause, RecursionError):
+        return "request body nests JSON too deeply to parse (a request needs 2 levels: an object holding a list)"
+    return "request body could not be parsed as JSON"
 
 
 def error_response(
-    metrics: Metrics, request_id: str, path: str, status: int, message: str, error_type: str, headers: dict[str, str]
+    metrics: Metrics,
+    overload_log: RateLimitedLog,
+    request_id: str,
+    path: str,
+    status: int,
+    message: str,
+    error_type: str,
+    headers: dict[str, str],
 ) -> Response:
-    """The one way an error is answered: the JSON body, its count in the metrics, one log line."""
+    """The one way an error is answered: the JSON body, its count in the metrics, one log line (429s through
+    `overload_log`, at most one line a second: they come in floods exactly when the service is overloaded)."""
     metrics.reject(error_type)
-    level = logging.WARNING if status >= 500 else logging.INFO
-    log.log(level, "request %s %s -> %d %s: %s", request_id, path, status, error_type, message)
+    line = "request %s %s -> %d %s: %s"
+    if status == 429:
+        overload_log.warning(line, request_id, path, status, error_type, message)
+    else:
+        log.log(logging.WARNING if status >= 500 else logging.INFO, line, request_id, path, status, error_type, message)
     return json_response(error_body(message, error_type), status, headers)
 
 
-def service_error_response(metrics: Metrics, request_id: str, path: str, exc: ServiceError) -> Response:
-    return error_response(metrics, request_id, path, exc.status_code, exc.message, exc.error_type, exc.headers)
+def service_error_response(
+    metrics: Metrics, overload_log: RateLimitedLog, request_id: str, path: str, exc: ServiceError
+) -> Response:
+    return error_response(
+        metrics, overload_log, request_id, path, exc.status_code, exc.message, exc.error_type, exc.headers
+    )
 
 
-def register_error_handlers(app: FastAPI) -> None:
+def register_error_handlers(app: FastAPI, overload_log: RateLimitedLog) -> None:
     """FastAPI's parse-failure 400 becomes a 422 like any other malformed body."""
 
     def respond(request: Request, status: int, message: str, error_type: str, headers: dict[str, str]) -> Response:
         request_id = getattr(request.state, "request_id", "-")
         metrics = request.app.state.metrics
-        return error_response(metrics, request_id, request.url.path, status, message, error_type, headers)
+        return error_response(metrics, overload_log, request_id, request.url.path, status, message, error_type, headers)
 
     async def on_service_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ServiceError)
@@ -67,9 +80,11 @@ def register_error_handlers(app: FastAPI) -> None:
     async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         if exc.status_code == 400:
-            # FastAPI answers 400 when the body cannot even be decoded (e.g. invalid UTF-8):
-            # to clients that is the same mistake as malformed JSON.
-            return respond(request, 422, "request body is not valid UTF-8 JSON", InvalidJson.error_type, {})
+            # FastAPI answers 400 when the body cannot be decoded (bytes that are not UTF-8) or the
+            # parser gives up (nesting deeper than Python's recursion limit): to clients that is the
+            # same mistake as malformed JSON.
+            message = unparsable_body_message(exc.__cause__)
+            return respond(request, 422, message, InvalidJson.error_type, {})
         error_type = _HTTP_TYPES.get(exc.status_code, f"http_{exc.status_code}")
         return respond(request, exc.status_code, str(exc.detail), error_type, dict(exc.headers or {}))
 

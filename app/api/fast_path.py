@@ -20,10 +20,12 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.auth import bearer_token, check_api_key
-from app.api.error_handlers import error_response, service_error_response, summarise_validation
+from app.api.error_handlers import error_response, service_error_response, unparsable_body_message
+from app.api.log_limit import RateLimitedLog
 from app.api.routes.predict import run_prediction
 from app.api.schemas import PredictRequest, json_response
-from app.errors import BodyTooLarge, Cancelled, InvalidRequest, ServiceError
+from app.api.validation import summarise_validation
+from app.errors import BodyTooLarge, Cancelled, InvalidJson, InvalidRequest, ServiceError
 from app.lifecycle.service import Service
 from app.metrics import Metrics
 
@@ -31,10 +33,11 @@ PATH = "/predict"
 
 
 class PredictFastPath:
-    def __init__(self, app: ASGIApp, service: Service, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, service: Service, metrics: Metrics, overload_log: RateLimitedLog) -> None:
         self.app = app
         self.service = service
         self.metrics = metrics
+        self.overload_log = overload_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
@@ -51,16 +54,18 @@ class PredictFastPath:
                 payload = _validate(body)
             except ValidationError as exc:
                 message, error_type = summarise_validation(exc.errors(include_url=False))  # type: ignore[arg-type]
-                response = error_response(self.metrics, request_id, PATH, 422, message, error_type, {})
+                response = error_response(
+                    self.metrics, self.overload_log, request_id, PATH, 422, message, error_type, {}
+                )
             else:
                 response = json_response(await run_prediction(payload, self.service, request_id, receive))
         except ServiceError as exc:
-            response = service_error_response(self.metrics, request_id, PATH, exc)
+            response = service_error_response(self.metrics, self.overload_log, request_id, PATH, exc)
         except HTTPException as exc:  # the body-limit middleware's stream check (413)
             error = BodyTooLarge(str(exc.detail)) if exc.status_code == 413 else None
             if error is None:
                 raise
-            response = service_error_response(self.metrics, request_id, PATH, error)
+            response = service_error_response(self.metrics, self.overload_log, request_id, PATH, error)
         await response(scope, receive, send)
 
 
@@ -70,13 +75,22 @@ def _validate(body: bytes) -> PredictRequest:
     except ValidationError as exc:
         if not any(err["type"] == "json_invalid" for err in exc.errors()):
             raise
-        # pydantic-core's parser refuses some JSON that Python's accepts (lone surrogate escapes): judge
-        # those as FastAPI would, so the same body gets the same error type on every path.
-        try:
-            parsed = json.loads(body)
-        except (ValueError, RecursionError):
-            raise exc from None
-        return PredictRequest.model_validate(parsed)
+    # pydantic-core's parser refuses some JSON that Python's accepts (lone surrogate escapes), and words its
+    # refusals differently: judge unparsable bodies exactly as the FastAPI route would (same error type, same
+    # message), on this slow path only.
+    try:
+        parsed = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, RecursionError) as exc:
+        raise InvalidJson(unparsable_body_message(exc)) from None
+    except json.JSONDecodeError as exc:
+        error = {
+            "type": "json_invalid",
+            "loc": ("body", exc.pos),
+            "msg": "JSON decode error",
+            "ctx": {"error": exc.msg},
+        }
+        raise InvalidJson(summarise_validation([error])[0]) from None
+    return PredictRequest.model_validate(parsed)
 
 
 def _is_json(content_type: str | None) -> bool:

@@ -8,33 +8,40 @@ admitted. The check here is a cheap fast path only; `Batcher.submit` still makes
 
 from __future__ import annotations
 
-import logging
-
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api.auth import bearer_token, key_matches
-from app.api.schemas import json_response
-from app.errors import QueueFull, error_body
+from app.api.error_handlers import error_response
+from app.api.log_limit import RateLimitedLog
+from app.errors import QueueFull
 from app.lifecycle.service import Service, State
 from app.metrics import Metrics
 
-log = logging.getLogger("app.errors")
-
 
 class LoadShedMiddleware:
-    def __init__(self, app: ASGIApp, service: Service, metrics: Metrics, path: str = "/predict") -> None:
+    def __init__(
+        self, app: ASGIApp, service: Service, metrics: Metrics, overload_log: RateLimitedLog, path: str = "/predict"
+    ) -> None:
         self.app = app
         self.service = service
         self.metrics = metrics
+        self.overload_log = overload_log  # shared with the route's 429s: one line per second for both
         self.path = path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == self.path and scope["method"] == "POST" and self._full(scope):
-            self.metrics.reject(QueueFull.error_type)
             request_id = scope.get("state", {}).get("request_id", "-")
-            message = "queue full; retry later"
-            log.info("request %s %s -> 429 %s: %s", request_id, self.path, QueueFull.error_type, message)
-            response = json_response(error_body(message, QueueFull.error_type), 429, {"Retry-After": "1"})
+            error = QueueFull("queue full; retry later")
+            response = error_response(
+                self.metrics,
+                self.overload_log,
+                request_id,
+                self.path,
+                429,
+                error.message,
+                error.error_type,
+                error.headers,
+            )
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)

@@ -1,23 +1,19 @@
 """Dynamic micro-batching: admission, batch formation, completion, model pinning across swaps.
 
-The engine knows nothing about HTTP or torch. It drives any object with the `BatchModel` shape:
-
-    tokenize(texts) -> Tokenized        once per request, in a tokenizer thread (off the event loop)
-    collate(ids)    -> batch            pads one batch; runs while the previous batch computes
-    predict(batch)  -> logits [n, C]    the forward pass, in one of `workers` inference threads
+The engine knows nothing about HTTP or torch. It drives any object with the `BatchModel` shape
+(app/engine/contract.py): tokenize once per request (on the loop when short, else in a tokenizer
+thread; `chunk`: a long text comes back as several windows), collate one batch while the previous
+one computes, predict in one of the inference workers (app/engine/workers.py).
 
 Policy (docs/architecture.md explains why):
 - An idle worker takes whatever is queued at once. While every worker is busy, the next batch keeps
-  filling until it is full (inputs or padded tokens) or its oldest input has waited `max_wait_s`;
-  it is then collated and handed over, so its preparation overlaps the running forward passes
-  (app/engine/workers.py runs them).
-- A batch is bounded by `max_batch_size` inputs and `max_batch_tokens` padded tokens (longest x count).
-- The oldest `sort_window` inputs are sorted by length and the batch grows around the oldest input
-  towards the lengths that add the least padding, optionally stopping at a padding ratio
-  (app/engine/grouping.py): similar lengths travel together, and the oldest input always rides in the
-  next batch, so no input waits behind more than the inputs that were queued before it.
-- Expired and abandoned requests are dropped before compute; a failing batch fails only its own
-  requests.
+  filling until it is full or until just before a worker is expected to free up (measured forward
+  costs, app/engine/costs.py; at most `max_wait_s` when set), then it is collated and handed over.
+- A batch is bounded by `max_batch_size` inputs and `max_batch_tokens`: real tokens when the model
+  runs packed batches (cut oldest first), padded ones (longest x count) otherwise, grown around the
+  oldest input over a length-sorted window (app/engine/grouping.py). Either way the oldest input rides
+  in the next batch: no input waits behind more than the inputs queued before it.
+- Expired and abandoned requests are dropped before compute; a failing batch fails only its own requests.
 """
 
 from __future__ import annotations
@@ -33,14 +29,14 @@ from typing import Any
 
 import numpy as np
 
+from app.engine.admission import admit_windows
 from app.engine.contract import BatchModel, BatchPolicy
 from app.engine.costs import ForwardCosts, expected_free_at
-from app.engine.grouping import batch_tokens, grow_batch, take_in_order
+from app.engine.grouping import batch_tokens, pick_batch
 from app.engine.tickets import Item, Job, Ticket
 from app.engine.workers import InferenceWorkers, name_os_thread
 from app.errors import Cancelled, DeadlineExceeded, Draining, InferenceFailed, InputTooLong, QueueFull, ServiceError
 from app.metrics import Metrics
-from inference.padding import padded_length
 from inference.tokens import Tokenized
 
 log = logging.getLogger("app.engine")
@@ -171,7 +167,10 @@ class Batcher:
         """Inputs holding a queue slot: queued, or still being tokenized (what capacity is checked against)."""
         return self._queued + self._reserved
 
-    async def submit(self, texts: Sequence[str], deadline: float, reject_truncated: bool = False) -> Ticket:
+    async def submit(
+        self, texts: Sequence[str], deadline: float, reject_truncated: bool = False, max_windows: int | None = None
+    ) -> Ticket:
+        """Tokenize and queue one request; `max_windows` set: chunk mode (app/engine/admission.py)."""
         n = len(texts)
         if self._closed:
             raise Draining("the server is shutting down and accepts no new requests")
@@ -183,15 +182,16 @@ class Batcher:
             )
         assert self._loop is not None, "Batcher.start() was not awaited"
         model = self._model
-        if sum(map(len, texts)) <= INLINE_TOKENIZE_CHARS:
+        chunk = max_windows is not None
+        if not chunk and sum(map(len, texts)) <= INLINE_TOKENIZE_CHARS:
             # Short requests tokenize on the loop: cheaper than the hop to the tokenizer thread.
-            tok = self._tokenize(model, texts)
+            tok = self._tokenize(model, texts, False)
         else:
             self._reserved += n
             key = id(model)
             self._tokenizing[key] = self._tokenizing.get(key, 0) + 1
             try:
-                tok = await self._loop.run_in_executor(self._tokenizer_pool, self._tokenize, model, texts)
+                tok = await self._loop.run_in_executor(self._tokenizer_pool, self._tokenize, model, texts, chunk)
             finally:
                 self._reserved -= n
                 if (left := self._tokenizing[key] - 1) > 0:
@@ -201,21 +201,24 @@ class Batcher:
                 self._notify_idle()
         if reject_truncated and any(tok.truncated):
             first = tok.truncated.index(True)
-            raise InputTooLong(f"text {first} is longer than the model's token limit and truncation is disabled")
+            raise InputTooLong(f"text {first} is over the model's token limit and truncation is 'reject'")
+        inputs = len(tok.ids)
+        if max_windows is not None:
+            admit_windows(inputs, n, max_windows, self._queued + self._reserved, self.policy.queue_capacity)
         if self._stopping:
             raise Draining("the server shut down before this request was processed")
         if time.monotonic() >= deadline:
             raise DeadlineExceeded("the request deadline passed during tokenization")
         ticket = Ticket(tok, deadline, self._loop.create_future(), model)
-        self._queue.extend((ticket, i) for i in range(n))
-        self._queued += n
+        self._queue.extend((ticket, i) for i in range(inputs))
+        self._queued += inputs
         self._queued_tokens += ticket.queued_tokens
         self._wakeup.set()
         return ticket
 
-    def _tokenize(self, model: BatchModel, texts: Sequence[str]) -> Tokenized:
+    def _tokenize(self, model: BatchModel, texts: Sequence[str], chunk: bool) -> Tokenized:
         started = time.perf_counter()
-        tok = model.tokenize(texts)
+        tok = model.tokenize(texts, chunk=True) if chunk else model.tokenize(texts)  # older models: no chunk
         if self._metrics is not None:
             self._metrics.tokenize_duration.observe(time.perf_counter() - started)
         return tok
@@ -326,13 +329,9 @@ class Batcher:
         scanned = window
         window = [item for item in scanned if item[0].model is model]
         mixed = len(window) < len(scanned)
-        if p.packed:
-            taken = take_in_order([t.lengths[i] for t, i in window], p.max_batch_size, p.max_batch_tokens)
-            chosen, rest = window[:taken], window[taken:]
-        elif not q and not mixed and p.max_padding_ratio is None and self._fits_whole(window):
-            chosen, rest = window, []  # shallow queue, no packing limit: one batch takes it all
-        else:
-            chosen, rest = self._select(window)
+        picked = set(pick_batch([t.lengths[i] for t, i in window], p, shallow=not q and not mixed))
+        chosen = [item for k, item in enumerate(window) if k in picked]
+        rest = [item for k, item in enumerate(window) if k not in picked]
         if mixed:
             # Back in queue order, so the oldest input still rides in the next batch after the swap.
             taken = {id(item) for item in chosen}
@@ -349,24 +348,6 @@ class Batcher:
                 if metrics is not None:
                     metrics.queue_wait.observe(now - ticket.enqueued_at)
         return chosen
-
-    def _fits_whole(self, window: list[Item]) -> bool:
-        p = self.policy
-        longest = max(t.lengths[i] for t, i in window)
-        width = padded_length(longest, multiple=p.pad_multiple)
-        return len(window) <= p.max_batch_size and width * len(window) <= p.max_batch_tokens
-
-    def _select(self, window: list[Item]) -> tuple[list[Item], list[Item]]:
-        """Grow a batch around the oldest input (window[0]); see app/engine/grouping.py."""
-        p = self.policy
-        lengths = [t.lengths[i] for t, i in window]
-        picked = grow_batch(
-            lengths, 0, p.max_batch_size, p.max_batch_tokens, p.max_padding_ratio, multiple=p.pad_multiple
-        )
-        chosen = [window[k] for k in picked]
-        taken = set(picked)
-        rest = [item for k, item in enumerate(window) if k not in taken]
-        return chosen, rest
 
     # ---- completion (event loop) ---------------------------------------------------------
     def _complete(

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from app.engine.contract import BatchPolicy
 from inference.padding import PAD_MULTIPLE, padded_length
 
 
@@ -32,6 +33,22 @@ def batch_tokens(lengths: Sequence[int], packed: bool, multiple: int = PAD_MULTI
     if packed:
         return sum(lengths)
     return padded_length(max(lengths), multiple=multiple) * len(lengths)
+
+
+def pick_batch(lengths: Sequence[int], policy: BatchPolicy, shallow: bool) -> list[int]:
+    """Indices (into the oldest-first window `lengths`) of the next batch under `policy`.
+
+    Packed: oldest first against the real-token budget. Padded: the whole window when the queue is
+    shallow (`shallow`: nothing beyond the window), no padding limit applies and it fits; otherwise
+    grown around the oldest input.
+    """
+    p = policy
+    if p.packed:
+        return list(range(take_in_order(lengths, p.max_batch_size, p.max_batch_tokens)))
+    whole = padded_length(max(lengths), multiple=p.pad_multiple) * len(lengths)
+    if shallow and p.max_padding_ratio is None and len(lengths) <= p.max_batch_size and whole <= p.max_batch_tokens:
+        return list(range(len(lengths)))
+    return grow_batch(lengths, 0, p.max_batch_size, p.max_batch_tokens, p.max_padding_ratio, multiple=p.pad_multiple)
 
 
 def take_in_order(lengths: Sequence[int], max_size: int, max_tokens: int) -> int:

@@ -13,7 +13,8 @@ from inference.tokens import Tokenized
 
 
 class Ticket:
-    """One admitted request: its inputs, where their logits go, and how it ends."""
+    """One admitted request: its inputs (one per text, or per window in chunk mode), where their logits
+    go, and how it ends."""
 
     __slots__ = (
         "deadline",
@@ -29,6 +30,7 @@ class Ticket:
         "remaining",
         "started",
         "truncated",
+        "windows",
     )
 
     def __init__(self, tok: Tokenized, deadline: float, future: asyncio.Future[np.ndarray], model: Any = None) -> None:
@@ -37,6 +39,7 @@ class Ticket:
         self.ids = tok.ids
         self.lengths = tok.lengths
         self.truncated = tok.truncated
+        self.windows = tok.windows  # chunk mode: inputs per text (a long text is several windows)
         self.deadline = deadline
         self.future = future
         self.remaining = self.queued = len(tok.ids)

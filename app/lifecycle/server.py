@@ -83,7 +83,7 @@ class DrainingServer(uvicorn.Server):
 
     async def on_tick(self, counter: int) -> bool:
         if self.service.state is State.FAILED:
-            self.exit_code = 1
+            self.exit_code = self.service.exit_code  # 2: the model must not be served (a failed canary)
             return True
         return await super().on_tick(counter)
 

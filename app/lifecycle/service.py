@@ -16,6 +16,10 @@ from app.errors import Draining, NotReady
 from app.lifecycle.gc_control import freeze_survivors
 from app.lifecycle.registry import ActiveModel, layout
 from app.metrics import Metrics
+from app.quality.canary import CanaryRefused, canary_gate
+from app.quality.metrics import QualityMetrics
+from app.quality.monitor import QualityMonitor
+from inference.canary import CanaryReport
 from inference.errors import ModelLoadError, OutOfMemory
 from inference.loader import LoadedModel, load_model
 from inference.padding import padded_length
@@ -48,8 +52,10 @@ class Service:
         self.metrics = metrics
         self.store = ModelStore(settings.models_dir)
         self.active = ActiveModel(metrics)
+        self.quality = QualityMonitor(settings, QualityMetrics(metrics.registry))
         self.state = State.LOADING
         self.error: str | None = None
+        self.exit_code = 1  # for sentiment-serve when start-up fails; 2: the model must not be served
         self.batcher: Batcher | None = None
         self._preloaded = loaded
         self._startup: asyncio.Task[None] | None = None
@@ -77,10 +83,18 @@ class Service:
             if self.state is State.LOADING:  # not if a drain began meanwhile
                 self.state = State.WARMING
             costs = await asyncio.to_thread(self.warm_up, classifier)
+            report = await self.check_canary(classifier, "start")
+            self.quality.track(loaded.source, report)
             batcher = Batcher(
                 classifier, self._policy(classifier), self.metrics, set_threads=_set_torch_threads, costs=costs
             )
             await batcher.start()
+        except CanaryRefused as exc:
+            self.state = State.FAILED
+            self.exit_code = 2
+            self.error = f"refusing to serve version {exc.report.version}: its canary failed: {exc.report.reason}"
+            log.error("model start-up failed: %s", self.error)
+            return
         except Exception as exc:
             self.state = State.FAILED
             self.error = f"{type(exc).__name__}: {exc}"
@@ -126,6 +140,13 @@ class Service:
             workers=s.resolved_inference_workers(device),
             threads=s.torch_threads,
         )
+
+    async def check_canary(self, classifier: TextClassifier, stage: str) -> CanaryReport:
+        """The canary gate (app/quality/canary.py) through this service's batching policy; CanaryRefused when
+        it fails and SENTIMENT_CANARY_GATE is enforce."""
+        enforce = self.settings.canary_gate == "enforce"
+        policy = self._policy(classifier)
+        return await canary_gate(classifier, policy, stage, self.quality.metrics, enforce, _set_torch_threads)
 
     def warm_up(self, classifier: TextClassifier) -> ForwardCosts:
         """One short input, then one batch at the full token budget: a memory shortfall shows now. Then the

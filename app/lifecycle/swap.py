@@ -6,12 +6,14 @@ Steps (one swap at a time; a second one gets 409 `swap_in_progress` at once):
 2. estimate the memory the new version needs beside the active one and refuse if it does not fit
    (inference/memory.py);
 3. verify, load and warm up at the full token budget, in threads, while the active version keeps serving;
+   then the canary gate: the version's canary set through the serving path must reproduce its published
+   answers (app/quality/canary.py), else 422 `canary_failed`;
 4. activate (app/lifecycle/registry.py): requests admitted from now on run on the new version,
    requests already admitted finish on the version that tokenized them (a batch never mixes
    versions), so every answer names the version that really produced it;
 5. release: wait until nothing uses the old version any more, drop it and return cached device memory.
 
-A failure in 1-3 leaves the active version serving and the service ready; the caller gets a typed
+A failure in 1-3 (canary included) leaves the active version serving and the service ready; the caller gets a typed
 error, the log a line and `sentiment_model_swaps_total{outcome}` a count.
 """
 
@@ -21,15 +23,25 @@ import asyncio
 import gc
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from app.errors import InsufficientMemory, ModelInvalid, ModelNotFound, ServiceError, SwapInProgress
+from app.errors import (
+    CanaryFailed,
+    InsufficientMemory,
+    ModelInvalid,
+    ModelNotFound,
+    ServiceError,
+    StoreCorrupt,
+    SwapInProgress,
+)
 from app.lifecycle.gc_control import refreeze
+from app.quality.canary import CanaryRefused
 from inference.errors import ModelLoadError
 from inference.loader import LoadedModel
 from inference.memory import MemoryEstimate, MemoryProbe, available_bytes, check_fits, estimate
+from store.errors import CorruptStoreFile, StoreError
 from store.errors import ModelNotFound as StoreModelNotFound
-from store.errors import StoreError
 from store.model_store import ModelVersion
 
 if TYPE_CHECKING:
@@ -40,7 +52,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("app.lifecycle")
 
 # sentiment_model_swaps_total{outcome}
-SUCCESS, UNCHANGED, NOT_FOUND, INVALID, WARMUP_FAILED, NO_MEMORY, BUSY = (
+SUCCESS, UNCHANGED, NOT_FOUND, INVALID, WARMUP_FAILED, NO_MEMORY, BUSY, CANARY, STORE_CORRUPT = (
     "success",
     "unchanged",
     "not_found",
@@ -48,6 +60,8 @@ SUCCESS, UNCHANGED, NOT_FOUND, INVALID, WARMUP_FAILED, NO_MEMORY, BUSY = (
     "warmup_failed",
     "insufficient_memory",
     "in_progress",
+    "canary_failed",
+    "store_corrupt",
 )
 
 
@@ -56,10 +70,17 @@ class ModelSwapper:
         self._service = service
         self.probe = probe
         self._lock = asyncio.Lock()
+        # Called with the version a swap activated (app/lifecycle/shadow.py ends a shadow of that version).
+        self.after_activate: Callable[[int], Awaitable[None]] | None = None
 
     @property
     def busy(self) -> bool:
         return self._lock.locked()
+
+    @property
+    def lock(self) -> asyncio.Lock:
+        """Held by whatever loads a version beside the active one (a swap, a shadow candidate): one at a time."""
+        return self._lock
 
     async def swap(self, target: str | int, trigger: str = "admin") -> dict[str, Any]:
         """Move to `target`; returns what happened, raises a typed ServiceError if it did not."""
@@ -84,7 +105,13 @@ class ModelSwapper:
         classifier = await self._load(found, target)
         loaded_s = time.perf_counter() - started
         await self._warm_up(classifier, found, target)
+        try:
+            report = await service.check_canary(classifier, "swap")
+        except CanaryRefused as exc:
+            message = f"version {found.version} failed its canary ({exc.report.reason})"
+            raise self._failed(CANARY, CanaryFailed, message, target) from exc
         service.ready_batcher()  # a drain may have begun meanwhile: then keep what serves
+        service.quality.track(classifier.loaded.source, report)
         previous = service.active.activate(classifier)
         assert previous is not None
         self._count(SUCCESS)
@@ -106,7 +133,10 @@ class ModelSwapper:
             "previous": _ref(current),
             "switched_after_s": round(switched_s, 3),
             "estimated_memory_bytes": need.total_bytes,
+            "canary": report.describe(),
         }
+        if self.after_activate is not None:
+            await self.after_activate(found.version)
         # This frame must hold no reference to the old version while it is released.
         release = self._release(batcher, previous, current.source.version, current.device)
         del current, previous, classifier
@@ -121,6 +151,9 @@ class ModelSwapper:
             return service.store.resolve(name, target)
         except StoreModelNotFound as exc:
             raise self._failed(NOT_FOUND, ModelNotFound, str(exc), target) from exc
+        except CorruptStoreFile as exc:
+            # Not the client's mistake and not a missing version: the message names the file, why and the fix.
+            raise self._failed(STORE_CORRUPT, StoreCorrupt, str(exc), target) from exc
         except (StoreError, ValueError, OSError) as exc:
             message = f"cannot resolve {name!r} version {target!r}: {exc}"
             raise self._failed(NOT_FOUND, ModelNotFound, message, target) from exc

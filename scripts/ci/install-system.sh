@@ -7,6 +7,8 @@
 #   iproute2     `ip`, to remove the docker0 link on teardown
 #   nginx        `nginx -t` checks the load balancer config of docker-compose.scale.yml
 #   wrk          HTTP load generator for the load and benchmark tests
+#   chromium     the browser the page tests drive through Playwright (tests/app/ui/; Playwright's own
+#                browser download is not reachable, so it launches this one)
 # Usage: scripts/ci/install-system.sh            (all of the above)
 #        scripts/ci/install-system.sh prometheus (only the named packages)
 # Needs root and Debian's package mirror; idempotent and quiet when everything is installed.
@@ -14,7 +16,7 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
 packages=("$@")
-[ ${#packages[@]} -gt 0 ] || packages=(docker.io debootstrap prometheus nftables iproute2 nginx wrk)
+[ ${#packages[@]} -gt 0 ] || packages=(docker.io debootstrap prometheus nftables iproute2 nginx wrk chromium)
 
 missing=()
 for pkg in "${packages[@]}"; do

@@ -161,3 +161,15 @@ def test_inference_workers_default_to_two_on_a_multi_core_cpu(
 ) -> None:
     settings = Settings(inference_workers=workers, torch_threads=threads)
     assert settings.resolved_inference_workers(device) == expected
+
+
+def test_a_corrupt_aliases_file_is_refused_naming_the_file_and_the_fix(publish_tiny: Callable[..., Path]) -> None:
+    models = publish_tiny().parent.parent
+    aliases = models / "sentiment" / "aliases.json"
+    aliases.write_text('{"production": 1,')
+    result = run_serve("--models-dir", str(models), "--model-version", "production")
+    assert result.returncode == 2, result.stderr
+    assert str(aliases) in result.stderr and "is not readable JSON" in result.stderr
+    assert "restore it from a backup, or delete it and set the aliases again" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len([line for line in result.stderr.splitlines() if "aliases.json" in line]) == 1

@@ -70,3 +70,21 @@ def test_auto_answers_match_fp32_labels_within_the_recorded_tolerance(
     assert np.abs(p_auto - p_fp32).max() <= tolerance
     # A label may only differ where fp32 itself sat within that tolerance of the decision boundary.
     assert (np.abs(p_fp32[~same] - 0.5) <= tolerance).all()
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(1200)
+def test_the_real_model_publishes_a_canary_it_passes_in_every_precision_it_serves(
+    clients: dict[str, TestClient], fine_tuned_model_dir: Path
+) -> None:
+    manifest = read_manifest(fine_tuned_model_dir)
+    assert manifest["quality"]["canary"]["examples"] == 128
+    for dtype, client in clients.items():
+        model = client.get("/v1/models").json()["models"][0]
+        canary = model["quality"]["canary"]
+        assert canary["status"] == "passed", (dtype, canary)
+        assert canary["examples"] + canary["skipped"] == 128 and canary["agreement"] >= canary["required_agreement"]
+        # fp32 reproduces its own published answers to float noise; a reduced precision within its record.
+        if model["dtype"] == "fp32" and model["layout"] == "padded":
+            assert canary["max_prob_diff"] < 1e-4, canary
+        assert model["quality"]["predictions"]["reference"] is True

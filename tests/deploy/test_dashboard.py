@@ -73,6 +73,27 @@ def test_dashboard_covers_what_operators_need() -> None:
         assert needed in exprs, f"no panel queries {needed}"
 
 
+def test_dashboard_covers_model_quality() -> None:
+    exprs = " ".join(q.expr for q in dashboard_queries(load_dashboard()))
+    for needed in (
+        "sentiment_predictions_total",
+        "sentiment_reference_label_share",
+        "sentiment_drift_psi",
+        "sentiment_window_low_confidence_share",
+        "sentiment_reference_low_confidence_share",
+        "sentiment_prediction_confidence_bucket",
+        "sentiment_input_tokens_bucket",
+        "sentiment_canary_status",
+        "sentiment_feedback_total",
+        "sentiment_feedback_confusion_total",
+        "sentiment_reference_accuracy",
+        "sentiment_shadow_agreements_total",
+        "sentiment_shadow_inputs_total",
+        "sentiment_shadow_feedback_total",
+    ):
+        assert needed in exprs, f"no panel queries {needed}"
+
+
 def test_panel_queries_are_valid_promql(promtool: str, tmp_path: Path) -> None:
     queries = dashboard_queries(load_dashboard())
     leftovers = [q for q in queries if re.search(r"\$\w+", q.resolved())]

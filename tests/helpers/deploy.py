@@ -122,10 +122,13 @@ def metric_names_in(expr: str) -> set[str]:
 
 
 def exported_series_names() -> set[str]:
-    """Every series name app/metrics.py can export, GPU gauges included (registered as on CUDA)."""
+    """Every series name the service can export (app/metrics.py, app/quality/metrics.py), GPU gauges included
+    (registered as on CUDA)."""
     from app.metrics import Metrics
+    from app.quality.metrics import QualityMetrics
 
     metrics = Metrics()
+    QualityMetrics(metrics.registry)
     metrics.set_model("sentiment", 1, "cuda", "bf16")
     metrics.track_gpu_memory(lambda: 0.0, lambda: 0.0)
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}

@@ -28,7 +28,12 @@ class FakeModel:
         self.collated = 0
         self.started = threading.Event()  # set when a forward pass begins
 
-    def tokenize(self, texts: Sequence[str]) -> Tokenized:
+    def tokenize(self, texts: Sequence[str], chunk: bool = False) -> Tokenized:
+        if chunk:  # disjoint windows of max_length characters (the real model's overlap is not the point here)
+            parts = [fake_windows(t, self.max_length) for t in texts]
+            ids = [[ord(c) for c in w] for windows in parts for w in windows]
+            windows = [len(p) for p in parts]
+            return Tokenized(ids, [len(x) for x in ids], [False] * len(texts), windows)
         ids = [[ord(c) for c in t[: self.max_length]] for t in texts]
         return Tokenized(ids=ids, lengths=[len(x) for x in ids], truncated=[len(t) > self.max_length for t in texts])
 
@@ -84,3 +89,8 @@ class EchoApp:
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+def fake_windows(text: str, size: int) -> list[str]:
+    """How FakeModel cuts a text in chunk mode."""
+    return [text[i : i + size] for i in range(0, max(len(text), 1), size)]

@@ -111,3 +111,52 @@ def test_alias_set_change_resolve_and_delete(
     code, _, err = _run(capsys, models, "alias", "latest", "1")
     assert code == 1 and "invalid alias" in err
     assert not list((models / "sentiment").glob(".aliases.json.*"))  # no temp files left behind
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ('{"production": 1', "is not readable JSON"),
+        ('["production"]', "must hold a JSON object"),
+        ('{"production": "one"}', "not a version number"),
+    ],
+)
+def test_a_corrupt_aliases_file_is_named_with_the_reason_and_the_fix(
+    publish_tiny: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, reason: str
+) -> None:
+    models = tmp_path / "models"
+    publish_tiny()
+    aliases = models / "sentiment" / "aliases.json"
+    aliases.write_text(content)
+    for argv in (["list"], ["alias"], ["alias", "canary", "1"], ["show", "production"]):
+        code, out, err = _run(capsys, models, *argv)
+        assert code == 1 and out == "", argv
+        assert err.startswith(f"sentiment-models: {aliases}"), (argv, err)
+        assert reason in err and f"sentiment-models --models-dir {models} alias --name sentiment" in err, err
+        assert "Traceback" not in err
+    assert _run(capsys, models, "show", "1")[0] == 0  # a version number needs no alias
+
+
+class _Entry:
+    def __init__(self, name: str, load: Callable[[], object]) -> None:
+        self.name, self.load = name, load
+
+
+def _missing_stack() -> object:
+    raise ImportError("needs datasets (the train extra)")
+
+
+def _adds_a_parser_that_refuses(_sub: object) -> None:
+    raise ImportError("needs torch (the train extra)")
+
+
+@pytest.mark.parametrize("load", [_missing_stack, lambda: _adds_a_parser_that_refuses], ids=["load", "add_parser"])
+def test_a_plugin_command_whose_stack_is_missing_is_listed_as_unavailable(
+    load: Callable[[], object], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A serving-only install (the api image): `parity` cannot run, every other command still must.
+    monkeypatch.setattr("importlib.metadata.entry_points", lambda group: [_Entry("parity", load)])
+    models = tmp_path / "models"
+    assert _run(capsys, models, "list", "--name", "sentiment", "--quiet")[0] == 1
+    code, out, _ = _run(capsys, models, "parity")
+    assert code == 2 and "not available in this installation" in out and "the train extra" in out

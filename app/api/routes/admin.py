@@ -22,8 +22,9 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         409: "Another swap is in progress (`swap_in_progress`).",
         422: "Invalid body (`invalid_request`, `invalid_json`) or the version failed verification, loading or "
         "warm-up (`model_invalid`); the active version keeps serving.",
-        503: "Not ready or draining (`not_ready`, `draining`), or the version would not fit in memory beside "
-        "the active one (`insufficient_memory`).",
+        503: "Not ready or draining (`not_ready`, `draining`), the version would not fit in memory beside "
+        "the active one (`insufficient_memory`), or a store file such as aliases.json is unreadable "
+        "(`store_corrupt`: the message names the file and the fix).",
     }.items()
 }
 

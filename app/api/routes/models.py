@@ -45,5 +45,8 @@ async def models(service: ServiceDep) -> Response:
         "precision": choice.describe() if choice else None,
         "layout": layout(loaded),
         "packing": loaded.execution.describe() if loaded.execution else None,
+        # Canary verdict, prediction statistics and drift, feedback state (docs/operations.md, model quality).
+        "quality": service.quality.describe(src.version),
+        "shadow": service.quality.shadow.describe() if service.quality.shadow is not None else None,
     }
     return json_response({"models": [info]})

@@ -17,6 +17,7 @@ from app.engine.tickets import Ticket
 from app.errors import TooManyTexts
 from app.lifecycle.service import Service
 from inference.scores import softmax
+from inference.windows import combine_windows, text_lengths
 
 router = APIRouter(tags=["predict"])
 
@@ -44,8 +45,11 @@ async def run_prediction(
         raise TooManyTexts(f"{len(texts)} texts in one request; the limit is {settings.max_texts_per_request}")
     batcher = service.ready_batcher()
     timeout = payload.timeout_s or settings.request_timeout_s
-    reject = payload.truncate is False or (payload.truncate is None and settings.truncation == "reject")
-    ticket = await batcher.submit(texts, time.monotonic() + timeout, reject_truncated=reject)
+    mode = payload.truncation_mode(settings.truncation)
+    max_windows = settings.max_windows_per_request if mode == "chunk" else None
+    ticket = await batcher.submit(
+        texts, time.monotonic() + timeout, reject_truncated=mode == "reject", max_windows=max_windows
+    )
     watcher = asyncio.ensure_future(_disconnect(receive))
     try:
         logits = await batcher.result(ticket, watcher)
@@ -54,21 +58,34 @@ async def run_prediction(
     # The version that ran this request's batches, not the one active now: a swap may have happened
     # since admission, and a request is pinned to the model that tokenized it (app/lifecycle/swap.py).
     source = ticket.model.loaded.source
+    probs = softmax(logits, source.temperature)
+    scores = logits.astype(np.float64) if payload.raw_scores else probs
+    lengths, windows = ticket.lengths, ticket.windows
+    if windows is not None:
+        # A long text's windows become one answer: the length-weighted mean of their probabilities
+        # (of their logits with raw_scores); inference/windows.py says why.
+        probs = combine_windows(probs, lengths, windows)
+        scores = combine_windows(scores, lengths, windows) if payload.raw_scores else probs
+        lengths = text_lengths(lengths, windows)
+    # Prediction metrics, drift window, the record feedback refers to, the shadow's offer (app/quality/monitor.py).
+    service.quality.observe(request_id, source, probs, lengths, texts)
     return {
         "model": {"name": source.name, "version": source.version},
         "request_id": request_id,
-        "predictions": _predictions(logits, ticket, source.labels, source.temperature, payload.raw_scores),
+        "predictions": _predictions(scores, ticket, source.labels, payload.raw_scores, windows),
     }
 
 
 def _predictions(
-    logits: np.ndarray, ticket: Ticket, labels: list[str], temperature: float, raw: bool
+    scores: np.ndarray, ticket: Ticket, labels: list[str], raw: bool, windows: list[int] | None
 ) -> list[dict[str, Any]]:
-    scores = logits.astype(np.float64) if raw else softmax(logits, temperature)
     key = "logits" if raw else "probabilities"
+    counts = windows if windows is not None else [1] * len(scores)
     return [
-        {"label": labels[k], "score": row[k], key: dict(zip(labels, row, strict=True)), "truncated": cut}
-        for row, k, cut in zip(scores.tolist(), scores.argmax(axis=1).tolist(), ticket.truncated, strict=True)
+        {"label": labels[k], "score": row[k], key: dict(zip(labels, row, strict=True)), "truncated": cut, "windows": w}
+        for row, k, cut, w in zip(
+            scores.tolist(), scores.argmax(axis=1).tolist(), ticket.truncated, counts, strict=True
+        )
     ]
 
 

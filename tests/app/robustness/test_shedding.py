@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import math
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 CAPACITY = 4
@@ -94,3 +97,40 @@ def test_draining_answers_503_not_429(make_client: Callable[..., TestClient]) ->
         answers = release(gate, waiting)
     assert [a.status_code for a in answers] == [200] * len(answers)  # admitted work still finishes
     assert drained.result(30) is True
+
+
+def _overload_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "app.errors" and "-> 429" in r.getMessage()]
+
+
+def test_a_flood_of_429s_logs_one_warning_per_second(
+    make_client: Callable[..., TestClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    client, gate, waiting = fill_queue(make_client)
+    try:
+        with caplog.at_level(logging.INFO, logger="app.errors"):
+            began = time.monotonic()
+            for _ in range(40):  # refused by the fast path, before parsing
+                assert client.post("/predict", json={"text": "hi"}).status_code == 429
+            elapsed = time.monotonic() - began
+    finally:
+        release(gate, waiting)
+    lines = _overload_lines(caplog)
+    assert 1 <= len(lines) <= math.ceil(elapsed) + 1, [r.getMessage() for r in lines]
+    assert all(r.levelno == logging.WARNING for r in lines)
+    assert all("more queue_full refusals" in r.getMessage() for r in lines[1:])
+    assert 'sentiment_rejections_total{reason="queue_full"} 40.0' in client.get("/metrics").text
+
+
+def test_the_route_and_the_fast_path_share_the_budget(
+    make_client: Callable[..., TestClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    tight = make_client(queue_capacity=2)  # three texts never fit: the engine itself refuses
+    with caplog.at_level(logging.INFO, logger="app.errors"):
+        began = time.monotonic()
+        for _ in range(40):
+            assert tight.post("/predict", json={"texts": ["a", "b", "c"]}).status_code == 429
+        elapsed = time.monotonic() - began
+    lines = _overload_lines(caplog)
+    assert 1 <= len(lines) <= math.ceil(elapsed) + 1, [r.getMessage() for r in lines]
+    assert all(r.levelno == logging.WARNING for r in lines)

@@ -1,0 +1,1 @@
+"""Model quality in production: prediction metrics and drift, feedback, the canary gate, shadow scoring."""
