@@ -5,7 +5,7 @@ MODELS_DIR ?= models
 NAME ?= sentiment
 PYTEST_ARGS ?=
 
-.PHONY: install serve train test test-fast lint bench bench-quick clean
+.PHONY: install serve train test test-fast lint bench bench-quick bursts bursts-quick clean
 
 $(VENV)/.installed: pyproject.toml scripts/install.sh
 	bash scripts/install.sh
@@ -39,6 +39,12 @@ bench: install
 
 bench-quick: install
 	$(PY) -m bench.run --mode quick
+
+bursts: install  # issue 16's targets: 10 bursts x 1,000 clients, every mode and scenario (docs/operations.md)
+	mkdir -p runs && $(PY) -m bench.bursts --out runs/bursts.json
+
+bursts-quick: install
+	$(PY) -m bench.bursts --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

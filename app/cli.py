@@ -90,8 +90,14 @@ def configure_logging(level: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     # OpenMP threads that spin while waiting steal the cores the event loop and the tokenizer need
-    # (measured on 2 busy cores: 2x the forward throughput with PASSIVE). Must precede importing torch.
+    # (measured on 2 busy cores: 2x the forward throughput with PASSIVE). These three must precede importing torch.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # torch's oneDNN path (bf16 on CPU) caches per input shape, up to 1,024 entries in oneDNN and 1,024 in
+    # its ideep wrapper. Batches of mixed lengths rarely repeat a shape, so both caches only grew resident
+    # memory, burst after burst (~17 MB a 1,000-request burst, linear); with 64 entries each it levelled off
+    # and CPU per forward stayed the same (measured: docs/operations.md, "Recovery after a burst").
+    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "64")
+    os.environ.setdefault("LRU_CACHE_CAPACITY", "64")
     try:
         settings = parse_settings(argv)
     except ValidationError as exc:
@@ -115,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from app.main import create_app
 
     app = create_app(settings, loaded)
-    return serve(app, app.state.service, settings.host, settings.port, settings.drain_timeout_s, settings.access_log)
+    return serve(app, app.state.service, settings)
 
 
 if __name__ == "__main__":

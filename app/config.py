@@ -82,6 +82,48 @@ class Settings(BaseSettings):
     drain_timeout_s: float = Field(
         30.0, ge=0, le=3600, description="On SIGTERM: seconds to finish queued and in-flight work."
     )
+    keep_alive_timeout_s: int = Field(
+        # uvicorn's 5 s equals httpx's pool expiry: a client reusing a connection as the server closed it lost
+        # its request with no status (docs/operations.md, Bursts). 120 s outlasts the idle expiry of common
+        # clients and proxies (httpx 5, aiohttp 15, nginx upstream 60, AWS ALB 60, Go net/http 90).
+        120,
+        ge=1,
+        le=3600,
+        description="Seconds an idle kept-alive connection stays open. Keep it above the idle timeout of every "
+        "client and proxy in front, so that the client, never the server, closes a connection it may reuse.",
+    )
+    listen_backlog: int | None = Field(
+        None,
+        ge=1,
+        le=1 << 20,
+        description="Connections the kernel queues until the server accepts them (capped by net.core.somaxconn); "
+        "default: max(2048, queue_capacity), so a burst of one-text clients as large as the queue waits in it.",
+    )
+    max_connections: int | None = Field(
+        None,
+        ge=1,
+        le=1 << 24,
+        description="Most open connections (idle kept-alive ones included); a request on one more gets 503 "
+        "too_many_connections with Retry-After. Default: the open-files limit (raised to its hard limit at "
+        "start) minus 256 kept for the process, so the server answers instead of failing accept() (EMFILE).",
+    )
+
+    gc_freeze: bool = Field(
+        True,
+        description="After warm-up (and after a model swap) move every object alive into the garbage "
+        "collector's permanent generation, so full collections during a burst skip them (shorter event-loop "
+        "stalls; docs/operations.md). Off: the collector's defaults.",
+    )
+    heap_trim_interval_s: float = Field(
+        # Measured: resident memory grew ~100 MB a burst of 1,000 clients, nearly all of it freed memory
+        # glibc kept; trimming when idle gave it back (docs/operations.md, "Recovery after a burst").
+        1.0,
+        ge=0,
+        le=3600,
+        description="How often to check whether to return freed C-heap memory to the OS (glibc malloc_trim, in "
+        "a thread): after an interval with no request answered and none queued, if requests were answered since "
+        "the last trim and resident memory is 32 MiB above the least a trim left. 0: never.",
+    )
 
     # ---- model swap (app/lifecycle/swap.py, app/lifecycle/watcher.py) -----------------------
     admin_api_key: SecretStr | None = Field(

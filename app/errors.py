@@ -74,6 +74,16 @@ class QueueFull(ServiceError):
         super().__init__(message, {"Retry-After": str(retry_after_s)})
 
 
+class TooManyConnections(ServiceError):
+    """More open connections than max_connections: answered at the HTTP edge (app/lifecycle/protocol.py)."""
+
+    status_code = 503
+    error_type = "too_many_connections"
+
+    def __init__(self, message: str, retry_after_s: int = 1) -> None:
+        super().__init__(message, {"Retry-After": str(retry_after_s), "Connection": "close"})
+
+
 class NotReady(ServiceError):
     status_code = 503
     error_type = "not_ready"
@@ -220,6 +230,7 @@ ERROR_TYPES: dict[str, int] = {
         InputTooLong,
         TooManyWindows,
         QueueFull,
+        TooManyConnections,
         NotReady,
         Draining,
         InferenceFailed,

@@ -18,6 +18,8 @@ from app.api.openapi import document_limits
 from app.api.router import ROUTE_PATHS, api_router
 from app.api.shedding import LoadShedMiddleware
 from app.config import Settings
+from app.lifecycle.gc_control import GcPauses
+from app.lifecycle.heap_trim import HeapTrimmer
 from app.lifecycle.service import Service
 from app.lifecycle.shadow import ShadowManager
 from app.lifecycle.swap import ModelSwapper
@@ -36,9 +38,18 @@ def create_app(settings: Settings | None = None, loaded: LoadedModel | None = No
     # 429s from the route and from the load-shedding fast path share one budget of a line per second.
     overload_log = RateLimitedLog(logging.getLogger("app.errors"), "queue_full refusals")
 
+    gc_pauses = GcPauses(metrics.gc_pause)
+    trimmer = HeapTrimmer(
+        lambda: metrics.requests_done,
+        lambda: service.batcher is None or service.batcher.admitted > 0,
+        settings.heap_trim_interval_s,
+    )
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        gc_pauses.install()
         service.launch()
+        trimmer.start()
         watcher = None
         if settings.watch_alias is not None:
             watcher = AliasWatcher(service, swapper, settings.watch_alias, settings.watch_interval_s)
@@ -48,9 +59,11 @@ def create_app(settings: Settings | None = None, loaded: LoadedModel | None = No
         finally:
             if watcher is not None:
                 await watcher.stop()
+            await trimmer.stop()
             await shadow.stop(quiet=True)
             await service.stop()
             overload_log.flush()
+            gc_pauses.remove()
 
     app = FastAPI(
         title="Sentiment service",

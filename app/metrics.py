@@ -15,10 +15,12 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 256, 512)
 _TOKEN_BUCKETS = tuple(float(2**i) for i in range(4, 18))  # 16 .. 131072
+_GC_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 # Every reason a request can be refused or dropped, by the error_type that announces it.
 REJECTION_REASONS = {
     "queue_full": "queue_full",
+    "too_many_connections": "too_many_connections",
     "deadline_exceeded": "deadline",
     "client_disconnected": "disconnected",
     "too_many_texts": "too_large",
@@ -89,6 +91,15 @@ class Metrics:
         self.model_swaps = Counter(
             "sentiment_model_swaps_total", "Model swaps while serving, by outcome.", ["outcome"], registry=r
         )
+        self.gc_pause = Histogram(
+            "sentiment_gc_pause_seconds",
+            "Cyclic garbage-collector runs by generation: every Python thread, the event loop included, "
+            "stops meanwhile (app/lifecycle/gc_control.py).",
+            ["generation"],
+            buckets=_GC_BUCKETS,
+            registry=r,
+        )
+        self.requests_done = 0  # plain count of answered requests: cheap to read (the heap trimmer's idleness)
         self._gpu_tracked = False
         self._costs_tracked = False
         self._request_children: dict[tuple[str, int], Counter] = {}
@@ -96,6 +107,7 @@ class Metrics:
 
     # ---- hot-path helpers (label lookups cached: .labels() costs more than the increment) ----
     def observe_request(self, route: str, status: int, seconds: float) -> None:
+        self.requests_done += 1
         key = (route, status)
         counter = self._request_children.get(key)
         if counter is None:

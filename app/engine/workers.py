@@ -118,6 +118,9 @@ class InferenceWorkers:
                 self._loop.call_soon_threadsafe(self._complete, job, logits, error, elapsed, expired)
             except RuntimeError:  # loop closed under us: nobody is waiting any more
                 return
+            # Waiting for the next job, this frame would still hold the last one, and through it its model:
+            # after a swap the old version stayed alive until every worker had run a batch of the new one.
+            del job, logits, error, expired
 
     def _use_threads(self, current: int, alone: bool) -> int:
         """All threads for a batch computing alone (a lone client's latency), a share otherwise."""

@@ -13,6 +13,7 @@ from app.engine.batcher import Batcher
 from app.engine.contract import BatchPolicy
 from app.engine.costs import ForwardCosts
 from app.errors import Draining, NotReady
+from app.lifecycle.gc_control import freeze_survivors
 from app.lifecycle.registry import ActiveModel, layout
 from app.metrics import Metrics
 from app.quality.canary import CanaryRefused, canary_gate
@@ -109,6 +110,9 @@ class Service:
             from inference.memory import gpu_memory_readers
 
             self.metrics.track_gpu_memory(*gpu_memory_readers(loaded.device))
+        if self.settings.gc_freeze:
+            # Before READY: the collection this takes stalls the loop once now, not under load.
+            freeze_survivors()
         if self.state is State.WARMING:  # a drain may have begun while we warmed up
             self.state = State.READY
             src = loaded.source

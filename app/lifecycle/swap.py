@@ -35,6 +35,7 @@ from app.errors import (
     StoreCorrupt,
     SwapInProgress,
 )
+from app.lifecycle.gc_control import refreeze
 from app.quality.canary import CanaryRefused
 from inference.errors import ModelLoadError
 from inference.loader import LoadedModel
@@ -198,7 +199,15 @@ class ModelSwapper:
         answer comes back. Every reference goes before cached device memory is returned."""
         drained = await batcher.wait_released(previous, self._service.settings.request_timeout_s + 1)
         del previous
-        gc.collect()
+        if not self._service.settings.gc_freeze:
+            gc.collect()
+        elif drained:
+            refreeze()  # the old version was frozen at start-up: its reference cycles are freed only unfrozen
+        else:
+            # Still in use: freezing it now would keep its cycles for good; the collector's defaults until
+            # the next swap.
+            gc.unfreeze()
+            gc.collect()
         if drained:
             from inference.precision import release_cached_memory
 

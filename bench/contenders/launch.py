@@ -43,6 +43,9 @@ class Server:
     env: dict[str, str] = field(default_factory=dict)
     preexec: Callable[[], None] | None = None  # e.g. join the run's CPU cgroup (bench/cpugroup.py)
     process: subprocess.Popen[bytes] | None = None
+    # Run from another source tree (`python -m` puts the working directory first on the path): the same
+    # harness against an older checkout, for before/after comparisons.
+    cwd: Path | None = None
 
     def start(self, timeout_s: float = 300.0) -> Server:
         env = {**os.environ, **OFFLINE_ENV, **self.env}
@@ -52,7 +55,13 @@ class Server:
         log = self.log_path.open("wb")
         # A new session so stop() can end the whole group (LitServe runs worker processes).
         self.process = subprocess.Popen(
-            self.command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True, preexec_fn=self.preexec
+            self.command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+            preexec_fn=self.preexec,
+            cwd=self.cwd,
         )
         log.close()
         deadline = time.monotonic() + timeout_s

@@ -18,6 +18,9 @@ TEST_SETTINGS: dict[str, Any] = {
     "max_wait_ms": 2,
     "api_key": None,
     "log_level": "warning",
+    # Freezing is process-wide: in a test process it would make every later test's garbage cycles among
+    # the frozen objects immortal. Real `sentiment-serve` processes in the tests run with the default (on).
+    "gc_freeze": False,
 }
 
 
@@ -36,23 +39,31 @@ def wait_ready(client: Any, timeout: float = 30.0) -> None:
 @contextmanager
 def live_server(app: Any) -> Iterator[str]:
     """Serve `app` with uvicorn on a free 127.0.0.1 port in a thread; yields the base URL."""
-    import socket
-
     import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="on", timeout_graceful_shutdown=2))
+    with running(server) as port:
+        yield f"http://127.0.0.1:{port}"
+
+
+@contextmanager
+def running(server: Any, timeout: float = 30.0) -> Iterator[int]:
+    """Run a uvicorn.Server (or subclass) in a thread on a free 127.0.0.1 port until it has started; yields
+    the port. On exit it is asked to stop and joined."""
+    import socket
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="on", timeout_graceful_shutdown=2))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + timeout
         while not server.started:
             assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
             time.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
+        yield port
     finally:
         server.should_exit = True
         thread.join(15)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -55,6 +55,40 @@ class FakeModel:
 
 def expected_logits(text: str) -> list[float]:
     return [float(sum(map(ord, text)) % 9973), float(len(text))]
+
+
+class EchoApp:
+    """A minimal ASGI app for tests of the HTTP edge alone (uvicorn and its protocol; no model): every
+    request gets 200 JSON. Remembers the event loop it serves on, so a test can schedule work there."""
+
+    def __init__(self) -> None:
+        import asyncio
+
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:  # type: ignore[type-arg]
+        import asyncio
+        import json
+
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    self.loop = asyncio.get_running_loop()
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        length = 0
+        while True:
+            message = await receive()
+            length += len(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        body = json.dumps({"ok": True, "received": length}).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
 
 def fake_windows(text: str, size: int) -> list[str]:
