@@ -19,6 +19,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from store.jsonl import parse_object
+
 FORMAT = "sentiment-feedback/1"
 
 
@@ -69,12 +71,9 @@ class ParsedFeedback:
 
 def parse_feedback_line(line: str) -> ParsedFeedback | str:
     """The label and text of one record, or why the line is not a usable feedback record."""
-    try:
-        row = json.loads(line)
-    except json.JSONDecodeError as exc:
-        return f"not JSON ({exc.msg})"
-    if not isinstance(row, dict):
-        return "not a JSON object"
+    row = parse_object(line)
+    if isinstance(row, str):
+        return row
     if row.get("format") != FORMAT:
         return f"not a feedback record (format {row.get('format')!r}, expected {FORMAT!r})"
     label = row.get("label")

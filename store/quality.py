@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from store.jsonl import parse_object
+
 CANARY_FILE = "canary.jsonl"
 REFERENCE_FILE = "reference.json"
 REFERENCE_FORMAT = 1
@@ -103,12 +105,9 @@ def _probabilities(value: Any, labels: list[str]) -> tuple[float, ...] | str:
 
 
 def _example(line: str, labels: list[str]) -> CanaryExample | str:
-    try:
-        row = json.loads(line)
-    except json.JSONDecodeError as exc:
-        return f"not JSON ({exc.msg})"
-    if not isinstance(row, dict):
-        return "not a JSON object"
+    row = parse_object(line)
+    if isinstance(row, str):
+        return row
     text, label, tokens = row.get("text"), row.get("label"), row.get("tokens")
     if not isinstance(text, str) or not text.strip():
         return "'text' must be a non-empty string"

@@ -68,3 +68,35 @@ def running(server: Any, timeout: float = 30.0) -> Iterator[int]:
         server.should_exit = True
         thread.join(15)
         sock.close()
+
+
+def gate_forward(loaded: Any, timeout_s: float = 20.0) -> tuple[threading.Event, threading.Event]:
+    """Let a test hold batches in a loaded model's forward pass: while `gate` is clear a batch waits in it
+    (up to timeout_s); `entered` is set whenever a batch reaches it. Returns (gate, entered), gate open."""
+    forward = loaded.forward
+    gate, entered = threading.Event(), threading.Event()
+    gate.set()
+
+    def gated(batch: Any) -> Any:
+        entered.set()
+        gate.wait(timeout_s)
+        return forward(batch)
+
+    loaded.forward = gated
+    return gate, entered
+
+
+@contextmanager
+def in_process_client(models_dir: Any, **overrides: Any) -> Iterator[Any]:
+    """A TestClient around the real app serving `models_dir` with TEST_SETTINGS (+ overrides), ready;
+    server exceptions become 500 responses, as a client would see them."""
+    from fastapi.testclient import TestClient
+
+    from app.config import Settings
+    from app.lifecycle.service import load_configured
+    from app.main import create_app
+
+    settings = Settings(models_dir=models_dir, **{**TEST_SETTINGS, **overrides})
+    with TestClient(create_app(settings, load_configured(settings)), raise_server_exceptions=False) as client:
+        wait_ready(client)
+        yield client

@@ -17,16 +17,14 @@ from fastapi.testclient import TestClient
 from app.config import Settings
 from app.lifecycle.service import load_configured
 from app.main import create_app
-from tests.helpers.app import TEST_SETTINGS, wait_ready
+from tests.helpers.app import TEST_SETTINGS, in_process_client, wait_ready
 
 LONG_TEXT = "an endless parade of words " * 40  # well over the 64-token test limit
 
 
 @pytest.fixture(scope="module")
 def client(shared_models_dir: Path) -> Iterator[TestClient]:
-    settings = Settings(models_dir=shared_models_dir, **TEST_SETTINGS)
-    with TestClient(create_app(settings, load_configured(settings)), raise_server_exceptions=False) as test_client:
-        wait_ready(test_client)
+    with in_process_client(shared_models_dir) as test_client:
         yield test_client
 
 

@@ -14,7 +14,7 @@ import httpx
 from app.config import Settings
 from app.lifecycle.service import load_configured
 from app.main import create_app
-from tests.helpers.app import live_server
+from tests.helpers.app import gate_forward, live_server
 
 
 def metric(url: str, line_prefix: str) -> float:
@@ -27,16 +27,7 @@ def metric(url: str, line_prefix: str) -> float:
 def test_disconnected_request_is_dropped_before_compute(make_settings: Callable[..., Settings]) -> None:
     settings = make_settings(max_wait_ms=1)
     loaded = load_configured(settings)
-    forward = loaded.forward
-    gate, entered = threading.Event(), threading.Event()
-    gate.set()
-
-    def gated(batch: Any) -> Any:
-        entered.set()
-        gate.wait(20)
-        return forward(batch)
-
-    loaded.forward = gated
+    gate, entered = gate_forward(loaded)
     with live_server(create_app(settings, loaded)) as url:
         for _ in range(500):
             if httpx.get(f"{url}/health").status_code == 200:

@@ -12,10 +12,7 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
-from app.config import Settings
-from app.lifecycle.service import load_configured
-from app.main import create_app
-from tests.helpers.app import TEST_SETTINGS, wait_ready
+from tests.helpers.app import TEST_SETTINGS, in_process_client
 
 LONG_TEXT = "an endless parade of words that never quite says anything " * 12  # ~120 tokens, limit 64
 TEMPERATURE = 1.5  # the shared tiny model's manifest
@@ -23,9 +20,7 @@ TEMPERATURE = 1.5  # the shared tiny model's manifest
 
 @pytest.fixture(scope="module")
 def client(shared_models_dir: Path) -> Iterator[TestClient]:
-    settings = Settings(models_dir=shared_models_dir, **TEST_SETTINGS)
-    with TestClient(create_app(settings, load_configured(settings)), raise_server_exceptions=False) as test_client:
-        wait_ready(test_client)
+    with in_process_client(shared_models_dir) as test_client:
         yield test_client
 
 

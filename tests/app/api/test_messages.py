@@ -15,10 +15,7 @@ from hypothesis import strategies as st
 
 from app.api.log_limit import RateLimitedLog
 from app.api.validation import summarise_validation
-from app.config import Settings
-from app.lifecycle.service import load_configured
-from app.main import create_app
-from tests.helpers.app import TEST_SETTINGS, wait_ready
+from tests.helpers.app import in_process_client
 
 JSON = {"content-type": "application/json"}
 # What pydantic's own messages for a union field look like: none of it may reach a client.
@@ -27,9 +24,7 @@ INTERNALS = ("text.str", "text.none", "list[str]", "Input should", "Value error"
 
 @pytest.fixture(scope="module")
 def client(shared_models_dir: Path) -> Iterator[TestClient]:
-    config = Settings(models_dir=shared_models_dir, admin_api_key="admin", **TEST_SETTINGS)
-    with TestClient(create_app(config, load_configured(config)), raise_server_exceptions=False) as test_client:
-        wait_ready(test_client)
+    with in_process_client(shared_models_dir, admin_api_key="admin") as test_client:
         yield test_client
 
 

@@ -11,7 +11,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 import httpx
 
@@ -19,7 +18,7 @@ from app.config import Settings
 from app.lifecycle.server import DrainingServer
 from app.lifecycle.service import State, load_configured
 from app.main import create_app
-from tests.helpers.app import running
+from tests.helpers.app import gate_forward, running
 from tests.helpers.client import raw_request, read_response
 
 PREDICT = raw_request("/predict", {"text": "a fine film"})
@@ -28,16 +27,7 @@ PREDICT = raw_request("/predict", {"text": "a fine film"})
 def test_responses_during_a_drain_close_their_connection(make_settings: Callable[..., Settings]) -> None:
     settings = make_settings(drain_timeout_s=20)
     loaded = load_configured(settings)
-    forward = loaded.forward
-    gate, entered = threading.Event(), threading.Event()
-    gate.set()
-
-    def gated(batch: Any) -> Any:
-        entered.set()
-        gate.wait(20)
-        return forward(batch)
-
-    loaded.forward = gated
+    gate, entered = gate_forward(loaded)
     app = create_app(settings, loaded)
     service = app.state.service
     server = DrainingServer(app, service, settings, port=0)

@@ -222,14 +222,17 @@ def test_a_reset_connection_is_released_at_once_not_after_the_idle_timeout() -> 
 
 def test_past_max_connections_the_answer_is_json_503_with_retry_after() -> None:
     server = uvicorn.Server(uvicorn_config(EchoApp(), Settings(max_connections=2), port=0))
+    # uvicorn counts every open connection when a request arrives: while a third is open, any request is
+    # refused. So the third connects only after the first two were served, and the first asks again only
+    # once the server has dropped the third.
     with running(server) as port:
-        first = socket.create_connection(("127.0.0.1", port), timeout=10)
-        second = socket.create_connection(("127.0.0.1", port), timeout=10)
-        third = socket.create_connection(("127.0.0.1", port), timeout=10)
+        conns = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(2)]
         try:
-            for conn in (first, second):
+            for conn in conns:
                 conn.sendall(REQUEST)
                 assert read_response(conn).status == 200
+            third = socket.create_connection(("127.0.0.1", port), timeout=10)
+            conns.append(third)
             third.sendall(REQUEST)
             reply = read_response(third)
             assert reply.status == 503
@@ -237,8 +240,12 @@ def test_past_max_connections_the_answer_is_json_503_with_retry_after() -> None:
             assert reply.headers["retry-after"] == "1"
             assert reply.headers["connection"] == "close"
             assert third.recv(1) == b""  # closed after the answer
-            first.sendall(REQUEST)  # the two within the limit are still served
-            assert read_response(first).status == 200
+            deadline = time.monotonic() + 10
+            while len(server.server_state.connections) > 2:
+                assert time.monotonic() < deadline, "the refused connection was not dropped"
+                time.sleep(0.01)
+            conns[0].sendall(REQUEST)  # the two within the limit are still served
+            assert read_response(conns[0]).status == 200
         finally:
-            for conn in (first, second, third):
+            for conn in conns:
                 conn.close()

@@ -20,9 +20,7 @@ from hypothesis import strategies as st
 from app.api.schemas import is_blank
 from app.config import Settings
 from app.errors import ERROR_TYPES
-from app.lifecycle.service import load_configured
-from app.main import create_app
-from tests.helpers.app import TEST_SETTINGS, wait_ready
+from tests.helpers.app import in_process_client
 
 MAX_TEXTS = 16
 LABELS = ["negative", "positive"]
@@ -40,9 +38,7 @@ hostile_text = st.lists(st.one_of(st.sampled_from(NASTY), st.text(any_char, max_
 
 @pytest.fixture(scope="module")
 def client(shared_models_dir: Path) -> Iterator[TestClient]:
-    config = Settings(models_dir=shared_models_dir, **{**TEST_SETTINGS, "max_texts_per_request": MAX_TEXTS})
-    with TestClient(create_app(config, load_configured(config)), raise_server_exceptions=False) as test_client:
-        wait_ready(test_client)
+    with in_process_client(shared_models_dir, max_texts_per_request=MAX_TEXTS) as test_client:
         yield test_client
         assert test_client.get("/health").status_code == 200  # healthy after everything the module sent
         assert 'status="500"' not in test_client.get("/metrics").text
