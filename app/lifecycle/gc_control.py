@@ -40,6 +40,19 @@ def refreeze() -> int:
     return freeze_survivors()
 
 
+def collect_released(freeze: bool, released: bool) -> None:
+    """After a model swap let go of the old version: freeze (the `gc_freeze` setting) or not, and whether
+    every request pinned to it was answered (`released`). A version still in use is not frozen again: its
+    cycles would then stay for good; the collector's defaults apply until the next swap."""
+    if not freeze:
+        gc.collect()
+    elif released:
+        refreeze()
+    else:
+        gc.unfreeze()
+        gc.collect()
+
+
 def _since(started: float) -> float:
     return time.perf_counter() - started
 

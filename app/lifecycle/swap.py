@@ -20,7 +20,6 @@ error, the log a line and `sentiment_model_swaps_total{outcome}` a count.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -35,7 +34,7 @@ from app.errors import (
     StoreCorrupt,
     SwapInProgress,
 )
-from app.lifecycle.gc_control import refreeze
+from app.lifecycle.gc_control import collect_released
 from app.quality.canary import CanaryRefused
 from inference.errors import ModelLoadError
 from inference.loader import LoadedModel
@@ -199,15 +198,7 @@ class ModelSwapper:
         answer comes back. Every reference goes before cached device memory is returned."""
         drained = await batcher.wait_released(previous, self._service.settings.request_timeout_s + 1)
         del previous
-        if not self._service.settings.gc_freeze:
-            gc.collect()
-        elif drained:
-            refreeze()  # the old version was frozen at start-up: its reference cycles are freed only unfrozen
-        else:
-            # Still in use: freezing it now would keep its cycles for good; the collector's defaults until
-            # the next swap.
-            gc.unfreeze()
-            gc.collect()
+        collect_released(self._service.settings.gc_freeze, drained)
         if drained:
             from inference.precision import release_cached_memory
 
